@@ -1,0 +1,56 @@
+# Thin wrapper over CMake. The two commands of the README:
+#   make demo   install dependencies, build, run the main job
+#   make test   install dependencies, build, run the whole suite, then again
+#               under AddressSanitizer + UndefinedBehaviorSanitizer
+JOBS ?= $(shell nproc)
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn install clean format
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	bash scripts/test.sh
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j1
+
+test-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=address -DFRT_CUDA=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j1
+
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=thread -DFRT_CUDA=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && ctest --output-on-failure -j1 -L tsan
+
+demo: build
+	bash scripts/demo.sh
+
+bench-gemm: build
+	$(BUILD)/apps/frt-bench gemm
+
+bench-attn: build
+	$(BUILD)/apps/frt-bench attn
+
+install: build
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

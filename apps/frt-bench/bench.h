@@ -1,0 +1,38 @@
+/* frt-bench internals: subcommands, machine limits, timing, output rows. */
+#ifndef FRT_BENCH_H
+#define FRT_BENCH_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Limits measured at start in this run (never assumed). */
+typedef struct bench_machine {
+    int threads;
+    double fma_peak_gflops;  /* calibrated f32 FMA loop on all threads */
+    double bf16_peak_gflops; /* vdpbf16ps loop; 0 when the CPU has none */
+    double dram_gbps;        /* streaming read of a buffer far larger than the caches */
+} bench_machine;
+
+void bench_measure_machine(bench_machine *m);
+
+/* Monotonic seconds. */
+double bench_now(void);
+/* Peak resident set of this process so far, in MiB (VmHWM); and current (VmRSS). */
+double bench_peak_rss_mb(void);
+double bench_rss_mb(void);
+/* Reset the peak (writes /proc/self/clear_refs); false if not possible. */
+bool bench_reset_peak_rss(void);
+
+/* Output: a readable table on stdout, or one JSON document with --json.
+ * extra_json is a ready JSON fragment for the row ("\"vs\": \"naive\"") or NULL. */
+typedef struct bench_out bench_out;
+bench_out *bench_out_begin(const char *bench, const bench_machine *m, bool json);
+void bench_out_row(bench_out *o, const char *case_name, const char *metric_name, double metric,
+                   double ms, double ratio, double rss_mb, const char *extra_json);
+void bench_out_end(bench_out *o);
+
+/* Subcommands: argv[0] is the subcommand name. Return a process exit code. */
+int bench_gemm_main(int argc, char **argv);
+int bench_attn_main(int argc, char **argv);
+
+#endif

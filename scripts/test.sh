@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: the release build through ctest, then the same suite
+# in an AddressSanitizer + UndefinedBehaviorSanitizer build. Assumes
+# scripts/install-deps.sh ran (make test does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+start=$(date +%s)
+
+echo "== release build: ctest =="
+(cd build && ctest --output-on-failure -j1)
+
+echo "== sanitizer build (address+undefined): ctest =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=address -DFRT_CUDA=OFF >/dev/null
+cmake --build build-asan -j "$JOBS"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest --output-on-failure -j1 -LE no-asan)
+
+echo "== all tests passed in $(( $(date +%s) - start )) s =="

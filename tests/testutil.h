@@ -1,0 +1,31 @@
+/* Shared helpers for the Criterion tests. */
+#ifndef FRT_TESTUTIL_H
+#define FRT_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A seed drawn fresh per run (printed, so a failure can be replayed with
+ * FRT_TEST_SEED=N). */
+uint64_t tu_seed(void);
+/* xorshift-style generator */
+typedef struct {
+    uint64_t s;
+} tu_rng;
+void tu_rng_init(tu_rng *r, uint64_t seed);
+uint64_t tu_next(tu_rng *r);
+float tu_uniform(tu_rng *r, float lo, float hi);
+float tu_normal(tu_rng *r);
+void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi);
+/* Largest |a-b| / max(|b|, floor) over n values; floor keeps near-zero
+ * references from blowing the ratio up. */
+double tu_max_rel_err(const float *a, const float *b, size_t n, double floor);
+/* Fill with a NaN pattern so unwritten outputs are caught. */
+void tu_poison(float *x, size_t n);
+/* A fresh temporary directory (removed by tu_rmtree); caller frees. */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *path);
+/* Write bytes to dir/name; returns the malloc'ed full path. */
+char *tu_write_file(const char *dir, const char *name, const void *data, size_t n);
+
+#endif

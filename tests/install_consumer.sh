@@ -40,6 +40,6 @@ export PKG_CONFIG_PATH="$pcdir"
 cc "$tmp/consumer/main.c" -o "$tmp/consumer/pc-shared" $(pkg-config --cflags --libs flashrt)
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer/pc-shared"
 cc "$tmp/consumer/main.c" -o "$tmp/consumer/pc-static" $(pkg-config --cflags flashrt) \
-  "$libdir/libflashrt.a" $(pkg-config --static --libs-only-l flashrt | sed 's/-lflashrt//')
+  "$libdir/libflashrt.a" $(pkg-config --static --libs flashrt | sed "s/-lflashrt//")
 "$tmp/consumer/pc-static"
 echo "install consumer: find_package, pkg-config shared and static all build and run"

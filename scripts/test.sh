@@ -17,4 +17,10 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j1 -LE no-asan)
 
+echo "== sanitizer build (thread): the tests where threads meet =="
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=thread -DFRT_CUDA=OFF >/dev/null
+cmake --build build-tsan -j "$JOBS"
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+(cd build-tsan && ctest --output-on-failure -j1 -L tsan)
+
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

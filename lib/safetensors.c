@@ -157,7 +157,8 @@ static frt_status parse_entry(const st_shard *sh, const cJSON *item, st_entry *e
     /* More dims than a frt_tensor holds are refused by frt_st_get, not here: the rest of the
      * checkpoint stays usable. */
     int ndim = cJSON_GetArraySize(shape);
-    uint64_t numel = 1;
+    e->ndim = ndim;
+    size_t numel = 1;
     bool overflow = false;
     int i = 0;
     for (const cJSON *it = shape->child; it; it = it->next, i++) {
@@ -166,9 +167,9 @@ static frt_status parse_entry(const st_shard *sh, const cJSON *item, st_entry *e
             return frt_error_at(FRT_ERR_FORMAT, file, name, -1,
                                 "shape entry %d is not a non-negative integer below 2^53", i);
         if (i < FRT_MAX_DIMS) e->shape[i] = (int64_t)d;
-        size_t p;
-        if (!frt_mul_size(numel, d, &p)) overflow = true;
-        numel = p;
+        /* Checked in file order like the reference reader: an overflowing prefix is refused
+         * even if a later dim is 0. */
+        if (!frt_mul_size(numel, d, &numel)) overflow = true;
     }
 
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");

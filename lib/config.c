@@ -236,9 +236,7 @@ bool frt_config_has(const frt_config *c, const char *key)
 {
     const cJSON *v = NULL;
     if (!c || !key) return false;
-    /* A duplicated key is present, whatever its value; the getters report it. */
-    if (lookup(c, key, &v) != FRT_OK) return true;
-    return v != NULL;
+    return lookup(c, key, &v) == FRT_OK && v != NULL;
 }
 
 static frt_status wrong_type(const frt_config *c, const char *key, const cJSON *v,

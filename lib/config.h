@@ -28,6 +28,9 @@ frt_status frt_config_load(const char *path, frt_config **out);
 frt_status frt_config_parse(const char *text, size_t len, const char *name, frt_config **out);
 void frt_config_free(frt_config *c);
 
+/* True when the key resolves to a non-null value; false when it is absent or
+ * null, or when resolving it fails (a duplicated key, a non-object parent:
+ * the getters report those). */
 bool frt_config_has(const frt_config *c, const char *key);
 /* Integer in [lo, hi]; doubles with a fractional part are rejected. */
 frt_status frt_config_int(const frt_config *c, const char *key, int64_t def, int64_t lo,

@@ -425,6 +425,8 @@ static frt_status build_table(frt_st *st)
  * published checkpoint must load. */
 static frt_status align_tensors(frt_st *st)
 {
+    int64_t ncopied = 0;
+    size_t copied_bytes = 0;
     for (int64_t i = 0; i < st->count; i++) {
         st_entry *e = &st->entries[i];
         int frt = st_dtypes[e->kind].frt;
@@ -436,9 +438,13 @@ static frt_status align_tensors(frt_st *st)
         memcpy(copy, e->data, bytes);
         e->data = copy;
         e->copied = true;
-        FRT_LOGD("safetensors: tensor %s in %s is misaligned for %s; copied (%zu bytes)", e->name,
-                 st->shards[e->shard].path, st_dtypes[e->kind].name, bytes);
+        ncopied++;
+        copied_bytes += bytes;
     }
+    if (ncopied)
+        FRT_LOGW("safetensors: %lld tensors of %s are not aligned to their element size; "
+                 "copied %.1f MiB",
+                 (long long)ncopied, st->path, (double)copied_bytes / (1 << 20));
     return FRT_OK;
 }
 

@@ -9,7 +9,39 @@
  * every shard named by the index present and every indexed tensor found in
  * its shard. Errors carry the file, tensor and byte offset
  * (frt_last_error_detail). Tensors are views into the mapping: they stay
- * valid until frt_st_close. */
+ * valid until frt_st_close. The mapping is read-only: never write through
+ * a view.
+ *
+ * Policies:
+ * - dtypes: F32, F16, BF16, I32, I8 are handed out. The other dtypes the
+ *   format defines (F64, I64, U64, U32, I16, U16, U8, BOOL, F8_*, F6_*, F4,
+ *   C64) load and have their byte spans validated like any other, and
+ *   frt_st_get refuses them with FRT_ERR_UNSUPPORTED naming the dtype, so a
+ *   checkpoint with an I64 buffer still opens. Any other dtype string is
+ *   FRT_ERR_FORMAT at open.
+ * - shapes: a scalar (shape []) is handed out as shape [1]; a tensor with
+ *   more than FRT_MAX_DIMS dims loads, and frt_st_get refuses it with
+ *   FRT_ERR_UNSUPPORTED. Element counts are checked left to right for
+ *   overflow (FRT_ERR_FORMAT).
+ * - offsets: gaps between tensors and trailing bytes after the last one are
+ *   allowed; overlapping non-empty tensors are not. Empty tensors may share
+ *   an offset.
+ * - alignment: safetensors aligns only the data section, so a tensor whose
+ *   data is not aligned to its element size is copied once at open (owned
+ *   by the frt_st, logged as a warning) and handed out from the copy.
+ * - shards: every shard name in the index's weight_map must be a plain file
+ *   name in the index's directory (no '/' or '..'); shards are read in
+ *   sorted name order, so frt_st_name lists shard 1 first. Tensors in a shard
+ *   but not in the index are kept (with a warning).
+ * - a header above 100 MiB is FRT_ERR_FORMAT (no checkpoint has one; it is
+ *   nearly always a file that is not safetensors); the index is capped at
+ *   16 MiB (FRT_ERR_LIMIT).
+ * Statuses: FRT_ERR_NOT_FOUND for a missing path, shard or tensor,
+ * FRT_ERR_IO for open/mmap failures, FRT_ERR_FORMAT for malformed files,
+ * FRT_ERR_NOMEM; *out is written only on success. After open, every
+ * function here only reads the frt_st: it is safe to share between threads.
+ * Opening from several threads at once works, but cJSON records a parse
+ * failure in a global (a race we never read; TSan may report it). */
 #ifndef FRT_SAFETENSORS_H
 #define FRT_SAFETENSORS_H
 
@@ -31,7 +63,8 @@ frt_status frt_st_get(const frt_st *st, const char *name, frt_tensor *out);
  * (FRT_ERR_FORMAT naming tensor, expected and found shape). */
 frt_status frt_st_get_shaped(const frt_st *st, const char *name, int ndim, const int64_t *shape,
                              frt_tensor *out);
-/* Copy a tensor of any float dtype to a new f32 tensor (owned). */
+/* Copy a tensor of any float dtype (F32, F16, BF16) to a new f32 tensor
+ * (owned: free with frt_tensor_free). Other dtypes: FRT_ERR_UNSUPPORTED. */
 frt_status frt_st_get_f32(const frt_st *st, const char *name, frt_tensor *out);
 
 #endif

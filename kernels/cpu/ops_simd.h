@@ -1,0 +1,196 @@
+/* Internal: the element-wise and row kernels of ops.c, written once on the
+ * width-generic primitives (vmath_avx512.h, vmath_avx2.h, or the one-lane
+ * set in ops.c) and compiled once per ISA; each including source puts the
+ * static k_* functions below into its frt_ops_isa table. Tails shorter than
+ * a vector go through v_loadn / v_storen, which touch no memory past the
+ * row. */
+#ifndef FRT_OPS_SIMD_H
+#define FRT_OPS_SIMD_H
+
+#include <math.h>
+
+#include "ops_impl.h"
+
+static void k_add(float *y, const float *a, const float *b, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) v_store(y + i, v_add(v_load(a + i), v_load(b + i)));
+    if (i < n) {
+        vf z = v_set1(0.0f);
+        v_storen(y + i, v_add(v_loadn(a + i, n - i, z), v_loadn(b + i, n - i, z)), n - i);
+    }
+}
+
+static void k_mul(float *y, const float *a, const float *b, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) v_store(y + i, v_mul(v_load(a + i), v_load(b + i)));
+    if (i < n) {
+        vf z = v_set1(0.0f);
+        v_storen(y + i, v_mul(v_loadn(a + i, n - i, z), v_loadn(b + i, n - i, z)), n - i);
+    }
+}
+
+static void k_scale(float *y, const float *x, float s, int64_t n)
+{
+    vf vs = v_set1(s);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) v_store(y + i, v_mul(v_load(x + i), vs));
+    if (i < n) v_storen(y + i, v_mul(v_loadn(x + i, n - i, v_set1(0.0f)), vs), n - i);
+}
+
+/* Two accumulators hide the add latency; f32 is enough next to the
+ * correction pass of the layernorm. */
+static float row_sum(const float *x, int64_t n)
+{
+    vf s0 = v_set1(0.0f), s1 = s0;
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        s0 = v_add(s0, v_load(x + i));
+        s1 = v_add(s1, v_load(x + i + VL));
+    }
+    for (; i + VL <= n; i += VL) s0 = v_add(s0, v_load(x + i));
+    if (i < n) s1 = v_add(s1, v_loadn(x + i, n - i, v_set1(0.0f)));
+    return v_hsum(v_add(s0, s1));
+}
+
+/* Corrected two-pass moments: the second pass sums d = x - m and d^2 about
+ * the first-pass mean m, so a large mean costs no accuracy; d is exact when
+ * x is near m. The output subtracts m and the small correction c = sum(d)/n
+ * separately for the same reason. */
+static void k_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n,
+                        float eps)
+{
+    float m = row_sum(x, n) / (float)n;
+    vf mv = v_set1(m), sd = v_set1(0.0f), sdd = sd;
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf d = v_sub(v_load(x + i), mv);
+        sd = v_add(sd, d);
+        sdd = v_fma(d, d, sdd);
+    }
+    if (i < n) {
+        vf d = v_sub(v_loadn(x + i, n - i, mv), mv);
+        sd = v_add(sd, d);
+        sdd = v_fma(d, d, sdd);
+    }
+    double c = (double)v_hsum(sd) / (double)n;
+    double var = (double)v_hsum(sdd) / (double)n - c * c;
+    if (var < 0) var = 0;
+    vf rstd = v_set1((float)(1.0 / sqrt(var + (double)eps)));
+    vf vc = v_set1((float)c), z = v_set1(0.0f);
+    for (i = 0; i + VL <= n; i += VL) {
+        vf d = v_mul(v_sub(v_sub(v_load(x + i), mv), vc), rstd);
+        vf o = b ? v_fma(d, v_load(w + i), v_load(b + i)) : v_mul(d, v_load(w + i));
+        v_store(y + i, o);
+    }
+    if (i < n) {
+        int64_t r = n - i;
+        vf d = v_mul(v_sub(v_sub(v_loadn(x + i, r, z), mv), vc), rstd);
+        vf o = b ? v_fma(d, v_loadn(w + i, r, z), v_loadn(b + i, r, z))
+                 : v_mul(d, v_loadn(w + i, r, z));
+        v_storen(y + i, o, r);
+    }
+}
+
+static void k_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
+{
+    vf s0 = v_set1(0.0f), s1 = s0, z = s0;
+    int64_t i = 0;
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        vf a = v_load(x + i), c = v_load(x + i + VL);
+        s0 = v_fma(a, a, s0);
+        s1 = v_fma(c, c, s1);
+    }
+    for (; i + VL <= n; i += VL) {
+        vf a = v_load(x + i);
+        s0 = v_fma(a, a, s0);
+    }
+    if (i < n) {
+        vf a = v_loadn(x + i, n - i, z);
+        s1 = v_fma(a, a, s1);
+    }
+    double ms = (double)v_hsum(v_add(s0, s1)) / (double)n;
+    vf r = v_set1((float)(1.0 / sqrt(ms + (double)eps)));
+    for (i = 0; i + VL <= n; i += VL) v_store(y + i, v_mul(v_mul(v_load(x + i), r), v_load(w + i)));
+    if (i < n)
+        v_storen(y + i, v_mul(v_mul(v_loadn(x + i, n - i, z), r), v_loadn(w + i, n - i, z)), n - i);
+}
+
+/* One loop per activation so that each body inlines into its own loop. */
+#define ACT_LOOP(EXPR)                                                                             \
+    do {                                                                                           \
+        int64_t i = 0;                                                                             \
+        for (; i + VL <= n; i += VL) {                                                             \
+            vf v = v_load(x + i);                                                                  \
+            v_store(y + i, EXPR);                                                                  \
+        }                                                                                          \
+        if (i < n) {                                                                               \
+            vf v = v_loadn(x + i, n - i, v_set1(0.0f));                                            \
+            v_storen(y + i, EXPR, n - i);                                                          \
+        }                                                                                          \
+    } while (0)
+
+static void k_act(float *y, const float *x, int64_t n, frt_act kind)
+{
+    switch (kind) {
+    case FRT_ACT_GELU_ERF: ACT_LOOP(v_gelu_erf(v)); break;
+    case FRT_ACT_GELU_TANH: ACT_LOOP(v_gelu_tanh(v)); break;
+    case FRT_ACT_QUICK_GELU: ACT_LOOP(v_x_sigmoid(v, 1.702f)); break;
+    case FRT_ACT_SILU: ACT_LOOP(v_x_sigmoid(v, 1.0f)); break;
+    case FRT_ACT_MISH: ACT_LOOP(v_mish(v)); break;
+    /* max(0, v) rather than max(v, 0): the second operand wins on NaN, so NaN stays NaN */
+    case FRT_ACT_RELU: ACT_LOOP(v_max(v_set1(0.0f), v)); break;
+    case FRT_ACT_COUNT: break;
+    }
+}
+
+#undef ACT_LOOP
+
+/* A row of -inf only has no defined softmax; it gives zeros (no NaN leaks
+ * into the next op). A +inf or NaN entry makes the row NaN, as in PyTorch. */
+static void k_softmax(float *y, const float *x, int64_t n)
+{
+    const vf ninf = v_set1(-INFINITY);
+    vf mx = ninf;
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) mx = v_max(mx, v_load(x + i));
+    if (i < n) mx = v_max(mx, v_loadn(x + i, n - i, ninf));
+    float m = v_hmax(mx);
+    if (m == -INFINITY) {
+        for (i = 0; i < n; i++) y[i] = 0.0f;
+        return;
+    }
+    vf vmx = v_set1(m), s = v_set1(0.0f);
+    for (i = 0; i + VL <= n; i += VL) {
+        vf e = v_exp(v_sub(v_load(x + i), vmx));
+        s = v_add(s, e);
+        v_store(y + i, e);
+    }
+    if (i < n) {
+        vf e = v_exp(v_sub(v_loadn(x + i, n - i, ninf), vmx));
+        s = v_add(s, e);
+        v_storen(y + i, e, n - i);
+    }
+    k_scale(y, y, 1.0f / v_hsum(s), n);
+}
+
+static void k_rope(float *x1, float *x2, const float *c, const float *s, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        vf a = v_load(x1 + i), b = v_load(x2 + i), vc = v_load(c + i), vs = v_load(s + i);
+        v_store(x1 + i, v_fms(a, vc, v_mul(b, vs)));
+        v_store(x2 + i, v_fma(b, vc, v_mul(a, vs)));
+    }
+    if (i < n) {
+        int64_t r = n - i;
+        vf z = v_set1(0.0f);
+        vf a = v_loadn(x1 + i, r, z), b = v_loadn(x2 + i, r, z);
+        vf vc = v_loadn(c + i, r, z), vs = v_loadn(s + i, r, z);
+        v_storen(x1 + i, v_fms(a, vc, v_mul(b, vs)), r);
+        v_storen(x2 + i, v_fma(b, vc, v_mul(a, vs)), r);
+    }
+}
+
+#endif

@@ -28,15 +28,46 @@ typedef struct frt_attn_args {
     frt_attn_params p;
 } frt_attn_args;
 
+/* Fast kernels (flash, decode): head dim a multiple of 16 up to this;
+ * others give FRT_ERR_UNSUPPORTED (frt_ref_attn takes any d). */
+#define FRT_ATTN_MAX_D 256
+/* frt_cpu_attention uses decode for nq up to this, flash above. */
+#define FRT_ATTN_DECODE_MAX_NQ 4
+/* Unified max (p.use_unified_max): scores s = scale q.k + mask are
+ * exponentiated as exp(s - phi) without max tracking or rescaling. A row is
+ * recomputed with the exact method when its largest score m leaves
+ * [phi + FRT_ATTN_UNIFIED_LO, phi + FRT_ATTN_UNIFIED_HI]: above, exp(m - phi)
+ * (up to e^30 ~ 1e13 per key, summed over the cache) could overflow the f32
+ * sums; below, the largest terms (e^-60 ~ 1e-26) approach the f32 underflow
+ * and the smaller ones would lose precision as denormals. Scores below the
+ * row max may be anything (masked keys are -inf). A row that sees no key at
+ * all outputs zeros and is not a fallback. */
+#define FRT_ATTN_UNIFIED_HI 30.0
+#define FRT_ATTN_UNIFIED_LO (-60.0)
+
 typedef struct frt_decode_stats {
     int64_t rows;          /* query rows computed */
     int64_t rows_fallback; /* of which recomputed exactly (unified max out of range) */
 } frt_decode_stats;
 
-/* Chooses decode for few query rows, flash otherwise. */
+/* All of these: the caller owns every buffer; o must not overlap q, k, v or
+ * the mask. pool NULL runs on the calling thread. A query row that sees no
+ * key at all (causal, kv_len and -inf mask entries leave none) gets zeros.
+ * FRT_ERR_INVALID_ARG on bad sizes, a NULL q, k, v or o, h % h_kv,
+ * kv_len outside [0, nk], q_pos0 < 0 with causal, mask_stride < nk (nq > 1),
+ * a non-finite scale or phi, or a K/V dtype other than F32/F16/BF16. Working
+ * memory is cached between calls (FRT_ERR_NOMEM if it cannot be had). Safe
+ * to call from several threads at once (each call then uses its own pool or
+ * NULL; a pool runs one job at a time). */
+
+/* Chooses decode for nq <= FRT_ATTN_DECODE_MAX_NQ, flash otherwise. */
 frt_status frt_cpu_attention(const frt_attn_args *a, frt_pool *pool);
+/* FlashAttention-2: query blocks of 64 rows over (head, block) tasks,
+ * online softmax over key blocks; ignores p.use_unified_max. */
 frt_status frt_cpu_flash_attn(const frt_attn_args *a, frt_pool *pool);
-/* stats may be NULL. */
+/* Split-KV decode: chunks of the KV range per K/V head, merged exactly;
+ * with p.use_unified_max the FlashDecoding++ fast path (see above). stats
+ * may be NULL; otherwise its counters are incremented. */
 frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decode_stats *stats);
 /* Naive twin; returns FRT_ERR_NOMEM if it cannot allocate its score row. */
 frt_status frt_ref_attn(const frt_attn_args *a);

@@ -1,0 +1,579 @@
+/* CPU attention drivers: argument checks, the FlashAttention-2 query-block
+ * loop, split-KV decode with its exact merge and the unified-max fast path,
+ * the naive twin, and the scalar instantiation of the block kernels. The
+ * SIMD block kernels live in attention_impl.h (instantiated by
+ * attention_avx512.c and attention_avx2.c). */
+#include "attention.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "attention_impl.h"
+#include "cpu.h"
+#include "error.h"
+
+/* ---- scalar instantiation of the block kernels -------------------------- */
+
+static inline float exp2_scalar(float x)
+{
+    return exp2f(fmaxf(x, -150.0f));
+}
+
+#define V                  float
+#define VW                 1
+#define V_LOAD(p)          (*(p))
+#define V_STORE(p, x)      (*(p) = (x))
+#define V_SET1(f)          (f)
+#define V_ZERO()           0.0f
+#define V_FMA(a, b, c)     ((a) * (b) + (c))
+#define V_ADD(a, b)        ((a) + (b))
+#define V_SUB(a, b)        ((a) - (b))
+#define V_MUL(a, b)        ((a) * (b))
+#define V_MAX(a, b)        fmaxf((a), (b))
+#define V_EXP2(x)          exp2_scalar(x)
+#define V_IOTA()           0.0f
+#define V_MASK_LT(a, b, x) ((a) < (b) ? -INFINITY : (x))
+#define V_HSUM(x)          (x)
+#define V_HMAX(x)          (x)
+#define V_CVT_F16(p)       frt_f16_to_f32(*(p))
+#define V_CVT_BF16(p)      frt_bf16_to_f32(*(p))
+#define ATTN_QK_MR         4
+#define ATTN_QK_NV         4
+#define ATTN_PV_MR         4
+#define ATTN_PV_NV         4
+#define ATTN_FN(name)      attn1_##name
+#define FRT_ATTN_TABLE     frt_attn_kernels_scalar
+#define FRT_ATTN_BODY
+#include "attention_impl.h"
+
+static const frt_attn_kernels *attn_kernels(void)
+{
+    const frt_cpu_info *c = frt_cpu();
+    if (c->avx512) return &frt_attn_kernels_avx512;
+    if (c->avx2) return &frt_attn_kernels_avx2;
+    return &frt_attn_kernels_scalar;
+}
+
+/* ---- argument checks ----------------------------------------------------- */
+
+static frt_status check_args(const frt_attn_args *a, const char *fn)
+{
+    if (!a) return frt_error(FRT_ERR_INVALID_ARG, "%s: args is NULL", fn);
+    if (a->nq < 0 || a->nk < 0 || a->h < 1 || a->h_kv < 1 || a->d < 1)
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "%s: bad sizes nq %lld nk %lld h %lld h_kv %lld d %lld", fn,
+                         (long long)a->nq, (long long)a->nk, (long long)a->h, (long long)a->h_kv,
+                         (long long)a->d);
+    if (a->h % a->h_kv)
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: h %lld is not a multiple of h_kv %lld", fn,
+                         (long long)a->h, (long long)a->h_kv);
+    if (a->kv_dtype != FRT_F32 && a->kv_dtype != FRT_F16 && a->kv_dtype != FRT_BF16)
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: K/V dtype %s is not F32, F16 or BF16", fn,
+                         frt_dtype_name(a->kv_dtype));
+    if (a->nq > 0 && (!a->q || !a->o))
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: q or o is NULL", fn);
+    if (a->nk > 0 && (!a->k || !a->v))
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: k or v is NULL", fn);
+    const frt_attn_params *p = &a->p;
+    if (!isfinite(p->scale)) return frt_error(FRT_ERR_INVALID_ARG, "%s: scale is not finite", fn);
+    if (p->kv_len < 0 || p->kv_len > a->nk)
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: kv_len %lld outside [0, nk %lld]", fn,
+                         (long long)p->kv_len, (long long)a->nk);
+    if (p->causal && (p->q_pos0 < 0 || p->q_pos0 > INT64_MAX - a->nq))
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: bad q_pos0 %lld", fn, (long long)p->q_pos0);
+    if (p->mask && a->nq > 1 && p->mask_stride < a->nk)
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: mask_stride %lld < nk %lld", fn,
+                         (long long)p->mask_stride, (long long)a->nk);
+    if (p->use_unified_max && !isfinite(p->phi))
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: phi is not finite", fn);
+    return FRT_OK;
+}
+
+static frt_status check_fast_args(const frt_attn_args *a, const char *fn)
+{
+    FRT_TRY(check_args(a, fn));
+    if (a->d % 16 || a->d > FRT_ATTN_MAX_D)
+        return frt_error(FRT_ERR_UNSUPPORTED, "%s: head dim %lld (needs a multiple of 16, <= %d)",
+                         fn, (long long)a->d, FRT_ATTN_MAX_D);
+    return FRT_OK;
+}
+
+static int64_t kv_end(const frt_attn_args *a)
+{
+    return a->p.kv_len > 0 ? a->p.kv_len : a->nk;
+}
+
+static int64_t min64(int64_t x, int64_t y)
+{
+    return x < y ? x : y;
+}
+
+/* ---- working memory ------------------------------------------------------
+ * One cached buffer is reused across calls, because fresh pages cost more
+ * than a small attention call; a concurrent caller that finds it taken gets
+ * its own buffer for that call. */
+
+static struct {
+    atomic_flag busy;
+    void *p;
+    size_t n;
+} scratch_cache = {ATOMIC_FLAG_INIT, NULL, 0};
+
+static void *scratch_get(size_t n, bool *cached)
+{
+    *cached = !atomic_flag_test_and_set_explicit(&scratch_cache.busy, memory_order_acquire);
+    if (!*cached) return frt_alloc(n);
+    if (scratch_cache.n < n) {
+        frt_free(scratch_cache.p);
+        scratch_cache.n = 0;
+        scratch_cache.p = frt_alloc(n);
+        if (!scratch_cache.p) {
+            atomic_flag_clear_explicit(&scratch_cache.busy, memory_order_release);
+            return NULL;
+        }
+        scratch_cache.n = n;
+    }
+    return scratch_cache.p;
+}
+
+static void scratch_put(void *p, bool cached)
+{
+    if (cached)
+        atomic_flag_clear_explicit(&scratch_cache.busy, memory_order_release);
+    else
+        frt_free(p);
+}
+
+static size_t round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* ---- flash (prefill) ----------------------------------------------------- */
+
+/* Tile sizes measured with `frt-bench attn --tiles` on Zen 5 (see the bench
+ * source for the figures): a 64-row Q tile keeps Q^T (d x 64) and the output
+ * tile in L1/L2 while the 64-key S tile is 16 KiB. */
+#define FLASH_BQ_DEFAULT 64
+#define FLASH_BK_DEFAULT 64
+static int flash_bq = FLASH_BQ_DEFAULT, flash_bk = FLASH_BK_DEFAULT;
+
+void frt_attn_set_tiles(int bq, int bk)
+{
+    flash_bq = bq > 0 && bq % 64 == 0 && bq <= 1024 ? bq : FLASH_BQ_DEFAULT;
+    flash_bk = bk > 0 && bk <= 1024 ? bk : FLASH_BK_DEFAULT;
+}
+
+typedef struct flash_job {
+    const frt_attn_args *a;
+    const frt_attn_kernels *kern;
+    int bq, bk;
+    int64_t nk_end, nqb, ntask, group;
+    float qscale;
+    char *scratch;
+    size_t per_thread;
+    atomic_llong next;
+} flash_job;
+
+static const void *kv_row(const frt_attn_args *a, const void *base, int64_t tok, int64_t st,
+                          int64_t sh, int64_t head)
+{
+    size_t es = a->kv_dtype == FRT_F32 ? 4 : 2;
+    return (const char *)base + (tok * st + head * sh) * (int64_t)es;
+}
+
+/* K or V rows [k0, k0 + jn) of one head as f32 rows: in place for f32,
+ * else converted into buf. */
+static const float *kv_block(const flash_job *j, const void *base, int64_t st, int64_t sh,
+                             int64_t head, int64_t k0, int jn, float *buf, int64_t *rst)
+{
+    const frt_attn_args *a = j->a;
+    const void *src = kv_row(a, base, k0, st, sh, head);
+    if (a->kv_dtype == FRT_F32) {
+        *rst = st;
+        return src;
+    }
+    j->kern->convert(a->kv_dtype, src, st, jn, (int)a->d, buf);
+    *rst = a->d;
+    return buf;
+}
+
+static void flash_task(flash_job *j, float *ws, int64_t task)
+{
+    const frt_attn_args *a = j->a;
+    const frt_attn_kernels *kern = j->kern;
+    const frt_attn_params *p = &a->p;
+    const int bq = j->bq, bk = j->bk, d = (int)a->d;
+    /* Heaviest query blocks first (the last ones under a causal mask), and
+     * the heads sharing a K/V head next to each other. */
+    int64_t qb = j->nqb - 1 - task / a->h, hh = task % a->h, kvh = hh / j->group;
+    int64_t q0 = qb * bq;
+    int nr = (int)min64(bq, a->nq - q0);
+    float *qt = ws, *st = qt + bq * d, *ob = st + bq * bk, *kc = ob + bq * d, *vc = kc + bk * d;
+    float *m = vc + bk * d, *l = m + bq, *alpha = l + bq;
+
+    for (int i = 0; i < nr; i++) {
+        const float *qr = a->q + (q0 + i) * a->q_st + hh * a->q_sh;
+        for (int c = 0; c < d; c++) qt[c * bq + i] = qr[c] * j->qscale;
+    }
+    for (int c = 0; c < d; c++)
+        for (int i = nr; i < bq; i++) qt[c * bq + i] = 0.0f;
+    for (int i = 0; i < bq; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+    }
+    memset(ob, 0, sizeof(float) * bq * d);
+
+    int64_t kend = j->nk_end;
+    if (p->causal) kend = min64(kend, p->q_pos0 + q0 + nr);
+    for (int64_t k0 = 0; k0 < kend; k0 += bk) {
+        int jn = (int)min64(bk, kend - k0);
+        int64_t kst, vst;
+        const float *kp = kv_block(j, a->k, a->k_st, a->k_sh, kvh, k0, jn, kc, &kst);
+        kern->qk(qt, bq, kp, kst, jn, d, st);
+        if (p->mask)
+            for (int i = 0; i < nr; i++) {
+                const float *mr = p->mask + (q0 + i) * p->mask_stride + k0;
+                for (int x = 0; x < jn; x++) st[x * bq + i] += mr[x] * (float)FRT_ATTN_LOG2E;
+            }
+        /* Only blocks crossing the diagonal need the causal mask. */
+        bool diag = p->causal && k0 + jn - 1 > p->q_pos0 + q0;
+        kern->softmax(st, bq, jn, diag, diag ? (int)(k0 - p->q_pos0 - q0) : 0, m, l, alpha);
+        const float *vp = kv_block(j, a->v, a->v_st, a->v_sh, kvh, k0, jn, vc, &vst);
+        kern->pv(st, 1, bq, bq, vp, vst, jn, d, ob, d, alpha);
+    }
+    for (int i = 0; i < nr; i++) {
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        float *orow = a->o + (q0 + i) * a->o_st + hh * a->o_sh;
+        for (int c = 0; c < d; c++) orow[c] = ob[i * d + c] * inv;
+    }
+}
+
+static void flash_worker(void *arg, int ith, int nth)
+{
+    (void)nth;
+    flash_job *j = arg;
+    float *ws = (float *)(j->scratch + (size_t)ith * j->per_thread);
+    for (;;) {
+        long long t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->ntask) break;
+        flash_task(j, ws, t);
+    }
+}
+
+frt_status frt_cpu_flash_attn(const frt_attn_args *a, frt_pool *pool)
+{
+    FRT_TRY(check_fast_args(a, "frt_cpu_flash_attn"));
+    if (a->nq == 0) return FRT_OK;
+    flash_job j = {.a = a, .kern = attn_kernels(), .bq = flash_bq, .bk = flash_bk};
+    j.nk_end = kv_end(a);
+    j.group = a->h / a->h_kv;
+    j.qscale = (float)(a->p.scale * FRT_ATTN_LOG2E);
+    j.nqb = (a->nq + j.bq - 1) / j.bq;
+    if (!frt_mul_i64(j.nqb, a->h, &j.ntask))
+        return frt_error(FRT_ERR_INVALID_ARG, "frt_cpu_flash_attn: too many query blocks");
+    size_t d = (size_t)a->d, bq = (size_t)j.bq, bk = (size_t)j.bk;
+    j.per_thread = round64(sizeof(float) * (2 * bq * d + bq * bk + 2 * bk * d + 3 * bq));
+    int nth = pool ? frt_pool_size(pool) : 1;
+    bool cached;
+    j.scratch = scratch_get(j.per_thread * (size_t)nth, &cached);
+    if (!j.scratch) return FRT_ERR_NOMEM;
+    atomic_init(&j.next, 0);
+    if (pool)
+        frt_pool_run(pool, flash_worker, &j);
+    else
+        flash_worker(&j, 0, 1);
+    scratch_put(j.scratch, cached);
+    return FRT_OK;
+}
+
+/* ---- decode (split KV) ---------------------------------------------------- */
+
+#define DEC_BK        128 /* keys per block: scores and converted K/V stay in L1/L2 */
+#define DEC_RG        16  /* query rows processed together per pass over a chunk */
+#define DEC_MIN_CHUNK 512
+
+/* Rows of one K/V head: r = qi * group + head-in-group. A chunk's partial
+ * result per row is (m, l, O[d]) with O unnormalised, all in the log2
+ * domain; unified chunks use phi as m and keep their true max in m for the
+ * range check. */
+typedef struct decode_job {
+    const frt_attn_args *a;
+    const frt_attn_kernels *kern;
+    int64_t nk_end, group, rows, nchunk, chunk, nunit;
+    float qscale, phi2;
+    bool unified;
+    const int32_t *list; /* [h_kv][rows]: rows to compute, count[kvh] of them */
+    const int64_t *count;
+    float *part; /* [h_kv][nchunk][rows][d + 2] */
+    char *scratch;
+    size_t per_thread;
+    atomic_llong next;
+} decode_job;
+
+static const float *dec_block(const decode_job *j, const void *base, int64_t st, int64_t sh,
+                              int64_t head, int64_t k0, int jn, float *buf, int64_t *rst)
+{
+    const frt_attn_args *a = j->a;
+    const void *src = kv_row(a, base, k0, st, sh, head);
+    if (a->kv_dtype == FRT_F32) {
+        *rst = st;
+        return src;
+    }
+    j->kern->convert(a->kv_dtype, src, st, jn, (int)a->d, buf);
+    *rst = a->d;
+    return buf;
+}
+
+static void decode_unit(decode_job *j, float *ws, int64_t u)
+{
+    const frt_attn_args *a = j->a;
+    const frt_attn_params *p = &a->p;
+    const frt_attn_kernels *kern = j->kern;
+    const int d = (int)a->d;
+    int64_t kvh = u / j->nchunk, ci = u % j->nchunk;
+    int64_t c0 = ci * j->chunk, c1 = min64(j->nk_end, c0 + j->chunk);
+    float *qs = ws, *s = qs + DEC_RG * d, *kc = s + DEC_RG * DEC_BK, *vc = kc + DEC_BK * d;
+    float *ob = vc + DEC_BK * d, *m = ob + DEC_RG * d, *l = m + DEC_RG, *alpha = l + DEC_RG;
+    int64_t lim[DEC_RG];
+    const int32_t *list = j->list + kvh * j->rows;
+
+    for (int64_t t0 = 0; t0 < j->count[kvh]; t0 += DEC_RG) {
+        int nr = (int)min64(DEC_RG, j->count[kvh] - t0);
+        int64_t maxlim = c0;
+        for (int t = 0; t < nr; t++) {
+            int64_t r = list[t0 + t], qi = r / j->group, hh = kvh * j->group + r % j->group;
+            const float *qr = a->q + qi * a->q_st + hh * a->q_sh;
+            for (int c = 0; c < d; c++) qs[t * d + c] = qr[c] * j->qscale;
+            lim[t] = p->causal ? min64(c1, p->q_pos0 + qi + 1) : c1;
+            if (lim[t] > maxlim) maxlim = lim[t];
+            m[t] = -INFINITY;
+            l[t] = 0.0f;
+        }
+        memset(ob, 0, sizeof(float) * nr * d);
+        for (int64_t k0 = c0; k0 < maxlim; k0 += DEC_BK) {
+            int jn = (int)min64(DEC_BK, maxlim - k0), jnp = (jn + 15) & ~15;
+            int64_t kst, vst;
+            const float *kp = dec_block(j, a->k, a->k_st, a->k_sh, kvh, k0, jn, kc, &kst);
+            kern->dots(qs, nr, kp, kst, jn, d, s, DEC_BK);
+            for (int t = 0; t < nr; t++) {
+                float *sr = s + t * DEC_BK;
+                if (p->mask) {
+                    const float *mr = p->mask + list[t0 + t] / j->group * p->mask_stride + k0;
+                    for (int x = 0; x < jn; x++) sr[x] += mr[x] * (float)FRT_ATTN_LOG2E;
+                }
+                for (int64_t x = lim[t] > k0 ? lim[t] - k0 : 0; x < jnp; x++) sr[x] = -INFINITY;
+                float bm = kern->vmax(sr, jnp);
+                if (j->unified) {
+                    m[t] = fmaxf(m[t], bm);
+                    l[t] += kern->exp2_sum(sr, jnp, j->phi2);
+                    alpha[t] = 1.0f;
+                } else {
+                    float mn = fmaxf(m[t], bm), ms = fmaxf(mn, -FLT_MAX);
+                    alpha[t] = exp2f(m[t] - ms);
+                    l[t] = alpha[t] * l[t] + kern->exp2_sum(sr, jnp, ms);
+                    m[t] = mn;
+                }
+            }
+            const float *vp = dec_block(j, a->v, a->v_st, a->v_sh, kvh, k0, jn, vc, &vst);
+            kern->pv(s, DEC_BK, 1, nr, vp, vst, jn, d, ob, d, alpha);
+        }
+        for (int t = 0; t < nr; t++) {
+            float *pp = j->part + ((kvh * j->nchunk + ci) * j->rows + t0 + t) * (d + 2);
+            pp[0] = m[t];
+            pp[1] = l[t];
+            memcpy(pp + 2, ob + t * d, sizeof(float) * d);
+        }
+    }
+}
+
+static void decode_worker(void *arg, int ith, int nth)
+{
+    (void)nth;
+    decode_job *j = arg;
+    float *ws = (float *)(j->scratch + (size_t)ith * j->per_thread);
+    for (;;) {
+        long long u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->nunit) break;
+        decode_unit(j, ws, u);
+    }
+}
+
+static void decode_run(decode_job *j, frt_pool *pool)
+{
+    atomic_init(&j->next, 0);
+    if (pool)
+        frt_pool_run(pool, decode_worker, j);
+    else
+        decode_worker(j, 0, 1);
+}
+
+/* Merge the chunks of every listed row and write its output row. Unified:
+ * rows out of the safe range are not written but moved to the front of
+ * their list for the exact pass; returns how many. */
+static int64_t decode_merge(decode_job *j, int32_t *list, int64_t *count)
+{
+    const frt_attn_args *a = j->a;
+    const int d = (int)a->d;
+    const float hi = (float)(FRT_ATTN_UNIFIED_HI * FRT_ATTN_LOG2E);
+    const float lo = (float)(FRT_ATTN_UNIFIED_LO * FRT_ATTN_LOG2E);
+    int64_t nfall = 0;
+    for (int64_t kvh = 0; kvh < a->h_kv; kvh++) {
+        int32_t *lst = list + kvh * j->rows;
+        int64_t keep = 0;
+        for (int64_t t = 0; t < count[kvh]; t++) {
+            int64_t r = lst[t], qi = r / j->group, hh = kvh * j->group + r % j->group;
+            float M = -INFINITY;
+            for (int64_t c = 0; c < j->nchunk; c++)
+                M = fmaxf(M, j->part[((kvh * j->nchunk + c) * j->rows + t) * (d + 2)]);
+            if (j->unified && M != -INFINITY && (M - j->phi2 > hi || M - j->phi2 < lo)) {
+                lst[keep++] = (int32_t)r;
+                continue;
+            }
+            float ms = fmaxf(M, -FLT_MAX), L = 0.0f;
+            float *orow = a->o + qi * a->o_st + hh * a->o_sh;
+            for (int c = 0; c < d; c++) orow[c] = 0.0f;
+            for (int64_t c = 0; c < j->nchunk; c++) {
+                const float *pp = j->part + ((kvh * j->nchunk + c) * j->rows + t) * (d + 2);
+                float w = j->unified ? 1.0f : exp2f(pp[0] - ms);
+                L += w * pp[1];
+                for (int x = 0; x < d; x++) orow[x] += w * pp[2 + x];
+            }
+            float inv = L > 0.0f ? 1.0f / L : 0.0f;
+            for (int x = 0; x < d; x++) orow[x] *= inv;
+        }
+        count[kvh] = keep;
+        nfall += keep;
+    }
+    return nfall;
+}
+
+frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decode_stats *stats)
+{
+    FRT_TRY(check_fast_args(a, "frt_cpu_decode_attn"));
+    if (a->nq == 0) return FRT_OK;
+    decode_job j = {.a = a, .kern = attn_kernels(), .unified = a->p.use_unified_max};
+    j.nk_end = kv_end(a);
+    j.group = a->h / a->h_kv;
+    j.rows = j.group * a->nq;
+    if (j.rows > INT32_MAX)
+        return frt_error(FRT_ERR_INVALID_ARG, "frt_cpu_decode_attn: too many query rows");
+    j.qscale = (float)(a->p.scale * FRT_ATTN_LOG2E);
+    j.phi2 = (float)(a->p.phi * FRT_ATTN_LOG2E);
+    int nth = pool ? frt_pool_size(pool) : 1;
+    /* Enough chunks that every thread has several units, none tiny. */
+    int64_t want = (4 * (int64_t)nth + a->h_kv - 1) / a->h_kv;
+    int64_t most = (j.nk_end + DEC_MIN_CHUNK - 1) / DEC_MIN_CHUNK;
+    j.nchunk = want < most ? want : most;
+    if (j.nchunk < 1) j.nchunk = 1;
+    j.chunk = (j.nk_end + j.nchunk - 1) / j.nchunk;
+    j.nunit = a->h_kv * j.nchunk;
+
+    size_t d = (size_t)a->d, nrows = (size_t)(a->h_kv * j.rows), part_n;
+    if (!frt_mul_size(nrows * (size_t)j.nchunk, (d + 2) * sizeof(float), &part_n))
+        return frt_error(FRT_ERR_INVALID_ARG, "frt_cpu_decode_attn: too many query rows");
+    j.per_thread =
+        round64(sizeof(float) * (2 * DEC_RG * d + DEC_RG * DEC_BK + 2 * DEC_BK * d + 3 * DEC_RG));
+    size_t off_list = round64(part_n), off_count = off_list + round64(nrows * sizeof(int32_t));
+    size_t off_ws = off_count + round64((size_t)a->h_kv * sizeof(int64_t));
+    bool cached;
+    char *mem = scratch_get(off_ws + j.per_thread * (size_t)nth, &cached);
+    if (!mem) return FRT_ERR_NOMEM;
+    j.part = (float *)mem;
+    int32_t *list = (int32_t *)(mem + off_list);
+    int64_t *count = (int64_t *)(mem + off_count);
+    j.list = list;
+    j.count = count;
+    j.scratch = mem + off_ws;
+    for (int64_t kvh = 0; kvh < a->h_kv; kvh++) {
+        count[kvh] = j.rows;
+        for (int64_t r = 0; r < j.rows; r++) list[kvh * j.rows + r] = (int32_t)r;
+    }
+
+    decode_run(&j, pool);
+    int64_t nfall = decode_merge(&j, list, count);
+    if (nfall > 0) {
+        j.unified = false;
+        decode_run(&j, pool);
+        decode_merge(&j, list, count);
+    }
+    scratch_put(mem, cached);
+    if (stats) {
+        stats->rows += a->nq * a->h;
+        stats->rows_fallback += nfall;
+    }
+    return FRT_OK;
+}
+
+frt_status frt_cpu_attention(const frt_attn_args *a, frt_pool *pool)
+{
+    FRT_TRY(check_fast_args(a, "frt_cpu_attention"));
+    if (a->nq <= FRT_ATTN_DECODE_MAX_NQ) return frt_cpu_decode_attn(a, pool, NULL);
+    return frt_cpu_flash_attn(a, pool);
+}
+
+/* ---- naive twin ------------------------------------------------------------ */
+
+static double kv_at(const frt_attn_args *a, const void *base, int64_t tok, int64_t st, int64_t sh,
+                    int64_t head, int64_t c)
+{
+    const void *row = kv_row(a, base, tok, st, sh, head);
+    switch (a->kv_dtype) {
+    case FRT_F16: return frt_f16_to_f32(((const uint16_t *)row)[c]);
+    case FRT_BF16: return frt_bf16_to_f32(((const uint16_t *)row)[c]);
+    default: return ((const float *)row)[c];
+    }
+}
+
+frt_status frt_ref_attn(const frt_attn_args *a)
+{
+    FRT_TRY(check_args(a, "frt_ref_attn"));
+    if (a->nq == 0) return FRT_OK;
+    const frt_attn_params *p = &a->p;
+    int64_t nk_end = kv_end(a), group = a->h / a->h_kv;
+    double *s = malloc(sizeof(double) * (size_t)(a->nk > 0 ? a->nk : 1));
+    double *acc = malloc(sizeof(double) * (size_t)a->d);
+    if (!s || !acc) {
+        free(s);
+        free(acc);
+        return frt_error(FRT_ERR_NOMEM, "frt_ref_attn: no memory for a score row");
+    }
+    for (int64_t qi = 0; qi < a->nq; qi++)
+        for (int64_t hh = 0; hh < a->h; hh++) {
+            int64_t kvh = hh / group;
+            const float *qr = a->q + qi * a->q_st + hh * a->q_sh;
+            double mx = -INFINITY;
+            for (int64_t j = 0; j < a->nk; j++) {
+                s[j] = -INFINITY;
+                if (j >= nk_end || (p->causal && j > p->q_pos0 + qi)) continue;
+                double dot = 0.0;
+                for (int64_t c = 0; c < a->d; c++)
+                    dot += (double)qr[c] * kv_at(a, a->k, j, a->k_st, a->k_sh, kvh, c);
+                s[j] = dot * p->scale;
+                if (p->mask) s[j] += p->mask[qi * p->mask_stride + j];
+                if (s[j] > mx) mx = s[j];
+            }
+            float *orow = a->o + qi * a->o_st + hh * a->o_sh;
+            if (mx == -INFINITY) {
+                for (int64_t c = 0; c < a->d; c++) orow[c] = 0.0f;
+                continue;
+            }
+            double sum = 0.0;
+            for (int64_t c = 0; c < a->d; c++) acc[c] = 0.0;
+            for (int64_t j = 0; j < a->nk; j++) {
+                if (s[j] == -INFINITY) continue;
+                double e = exp(s[j] - mx);
+                sum += e;
+                for (int64_t c = 0; c < a->d; c++)
+                    acc[c] += e * kv_at(a, a->v, j, a->v_st, a->v_sh, kvh, c);
+            }
+            for (int64_t c = 0; c < a->d; c++) orow[c] = (float)(acc[c] / sum);
+        }
+    free(s);
+    free(acc);
+    return FRT_OK;
+}

@@ -213,6 +213,7 @@ static frt_status parse_entry(const st_shard *sh, const cJSON *item, st_entry *e
  * writer. */
 static frt_status check_metadata(const st_shard *sh, const cJSON *meta)
 {
+    if (cJSON_IsNull(meta)) return FRT_OK; /* an absent Option, as serde may write it */
     if (!cJSON_IsObject(meta))
         return frt_error_at(FRT_ERR_FORMAT, sh->path, "__metadata__", -1,
                             "__metadata__ is not an object");

@@ -458,6 +458,11 @@ Test(st, empty_object_and_padding_ok)
     char *p = write_st("ok.safetensors", "{}      ", 0);
     frt_st *st = open_ok(p);
     cr_assert_eq(frt_st_count(st), 0);
+    frt_st_close(st);
+    free(p);
+    p = write_st("ok.safetensors", "{\"__metadata__\":null}", 0);
+    st = open_ok(p);
+    cr_assert_eq(frt_st_count(st), 0);
     frt_tensor v;
     cr_assert_eq(frt_st_get(st, "x", &v), FRT_ERR_NOT_FOUND);
     frt_st_close(st);
@@ -536,8 +541,11 @@ Test(st, offsets_errors)
 {
     expect_fail("{\"t\":{\"dtype\":\"F32\",\"shape\":[250],\"data_offsets\":[0,1000]}}", 24,
                 FRT_ERR_FORMAT, "out of bounds");
-    expect_fail("{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,20]}}", 24,
-                FRT_ERR_FORMAT, "begin 24 > end 20");
+    const char *h = "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[24,20]}}";
+    expect_fail(h, 24, FRT_ERR_FORMAT, "begin 24 > end 20");
+    int64_t at;
+    frt_last_error_detail(NULL, NULL, &at);
+    cr_assert_eq(at, (int64_t)(8 + strlen(h) + 24), "offset %lld", (long long)at);
     expect_fail("{\"a\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[0,24]},"
                 "\"b\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[16,40]}}",
                 40, FRT_ERR_FORMAT, "overlap");

@@ -15,7 +15,16 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=addres
 cmake --build build-asan -j "$JOBS"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && ctest --output-on-failure -j1 -LE no-asan)
+# A leak found by LeakSanitizer when a Criterion worker exits does not change
+# the test's verdict, so the log is also searched for any sanitizer report.
+asan_log=build-asan/ctest-asan.log
+(cd build-asan && ctest --output-on-failure -V -j1 -LE no-asan) > "$asan_log" 2>&1 || {
+  tail -n 200 "$asan_log"; echo "sanitizer build: tests failed (full log: $asan_log)"; exit 1; }
+grep -E "^[0-9]+% tests passed|Synthesis:" "$asan_log" | tail -n 40
+if grep -nE "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:" "$asan_log" | head -n 20; then
+  echo "sanitizer build: a sanitizer reported errors (full log: $asan_log)"
+  exit 1
+fi
 
 echo "== sanitizer build (thread): the tests where threads meet =="
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=thread -DFRT_CUDA=OFF >/dev/null

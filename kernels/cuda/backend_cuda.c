@@ -545,10 +545,10 @@ static frt_status init_impl(cuda_impl *c, int device)
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        return frt_error(FRT_ERR_DEVICE, "no CUDA GPU: cudaGetDeviceCount failed: %s",
+        return frt_error(FRT_ERR_DEVICE, "cudaGetDeviceCount failed: %s (no usable CUDA GPU)",
                          cudaGetErrorString(e));
     }
-    if (n == 0) return frt_error(FRT_ERR_DEVICE, "no CUDA GPU: no device found");
+    if (n == 0) return frt_error(FRT_ERR_DEVICE, "cudaGetDeviceCount found no CUDA GPU");
     if (device < 0 || device >= n)
         return frt_error(FRT_ERR_DEVICE, "CUDA device %d does not exist (%d present)", device, n);
     struct cudaDeviceProp prop;

@@ -39,19 +39,45 @@ static void k_scale(float *y, const float *x, float s, int64_t n)
     if (i < n) v_storen(y + i, v_mul(v_loadn(x + i, n - i, v_set1(0.0f)), vs), n - i);
 }
 
-/* Two accumulators hide the add latency; f32 is enough next to the
- * correction pass of the layernorm. */
-static float row_sum(const float *x, int64_t n)
+/* Row sums for the norms: f32 vector partial sums over blocks of SUM_BLOCK
+ * elements, blocks added in double, so the error stays that of a short sum
+ * at any row length (and with one lane). */
+#define SUM_BLOCK (16 * VL)
+
+static double row_sum(const float *x, int64_t n)
 {
-    vf s0 = v_set1(0.0f), s1 = s0;
-    int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
-        s0 = v_add(s0, v_load(x + i));
-        s1 = v_add(s1, v_load(x + i + VL));
+    double s = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
+        int64_t e = n - i0 < SUM_BLOCK ? n : i0 + SUM_BLOCK, i = i0;
+        vf acc = v_set1(0.0f);
+        for (; i + VL <= e; i += VL) acc = v_add(acc, v_load(x + i));
+        if (i < e) acc = v_add(acc, v_loadn(x + i, e - i, v_set1(0.0f)));
+        s += v_hsum(acc);
     }
-    for (; i + VL <= n; i += VL) s0 = v_add(s0, v_load(x + i));
-    if (i < n) s1 = v_add(s1, v_loadn(x + i, n - i, v_set1(0.0f)));
-    return v_hsum(v_add(s0, s1));
+    return s;
+}
+
+/* sum (x - m) and sum (x - m)^2 */
+static void row_moments(const float *x, int64_t n, float m, double *sd, double *sdd)
+{
+    const vf mv = v_set1(m);
+    *sd = *sdd = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
+        int64_t e = n - i0 < SUM_BLOCK ? n : i0 + SUM_BLOCK, i = i0;
+        vf a1 = v_set1(0.0f), a2 = a1;
+        for (; i + VL <= e; i += VL) {
+            vf d = v_sub(v_load(x + i), mv);
+            a1 = v_add(a1, d);
+            a2 = v_fma(d, d, a2);
+        }
+        if (i < e) {
+            vf d = v_sub(v_loadn(x + i, e - i, mv), mv);
+            a1 = v_add(a1, d);
+            a2 = v_fma(d, d, a2);
+        }
+        *sd += v_hsum(a1);
+        *sdd += v_hsum(a2);
+    }
 }
 
 /* Corrected two-pass moments: the second pass sums d = x - m and d^2 about
@@ -61,25 +87,16 @@ static float row_sum(const float *x, int64_t n)
 static void k_layernorm(float *y, const float *x, const float *w, const float *b, int64_t n,
                         float eps)
 {
-    float m = row_sum(x, n) / (float)n;
-    vf mv = v_set1(m), sd = v_set1(0.0f), sdd = sd;
-    int64_t i = 0;
-    for (; i + VL <= n; i += VL) {
-        vf d = v_sub(v_load(x + i), mv);
-        sd = v_add(sd, d);
-        sdd = v_fma(d, d, sdd);
-    }
-    if (i < n) {
-        vf d = v_sub(v_loadn(x + i, n - i, mv), mv);
-        sd = v_add(sd, d);
-        sdd = v_fma(d, d, sdd);
-    }
-    double c = (double)v_hsum(sd) / (double)n;
-    double var = (double)v_hsum(sdd) / (double)n - c * c;
+    float m = (float)(row_sum(x, n) / (double)n);
+    double sd, sdd;
+    row_moments(x, n, m, &sd, &sdd);
+    double c = sd / (double)n;
+    double var = sdd / (double)n - c * c;
     if (var < 0) var = 0;
     vf rstd = v_set1((float)(1.0 / sqrt(var + (double)eps)));
-    vf vc = v_set1((float)c), z = v_set1(0.0f);
-    for (i = 0; i + VL <= n; i += VL) {
+    vf mv = v_set1(m), vc = v_set1((float)c), z = v_set1(0.0f);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
         vf d = v_mul(v_sub(v_sub(v_load(x + i), mv), vc), rstd);
         vf o = b ? v_fma(d, v_load(w + i), v_load(b + i)) : v_mul(d, v_load(w + i));
         v_store(y + i, o);
@@ -95,27 +112,28 @@ static void k_layernorm(float *y, const float *x, const float *w, const float *b
 
 static void k_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
 {
-    vf s0 = v_set1(0.0f), s1 = s0, z = s0;
+    double ss = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += SUM_BLOCK) {
+        int64_t e = n - i0 < SUM_BLOCK ? n : i0 + SUM_BLOCK, i = i0;
+        vf acc = v_set1(0.0f);
+        for (; i + VL <= e; i += VL) {
+            vf a = v_load(x + i);
+            acc = v_fma(a, a, acc);
+        }
+        if (i < e) {
+            vf a = v_loadn(x + i, e - i, v_set1(0.0f));
+            acc = v_fma(a, a, acc);
+        }
+        ss += v_hsum(acc);
+    }
+    vf r = v_set1((float)(1.0 / sqrt(ss / (double)n + (double)eps))), z = v_set1(0.0f);
     int64_t i = 0;
-    for (; i + 2 * VL <= n; i += 2 * VL) {
-        vf a = v_load(x + i), c = v_load(x + i + VL);
-        s0 = v_fma(a, a, s0);
-        s1 = v_fma(c, c, s1);
-    }
-    for (; i + VL <= n; i += VL) {
-        vf a = v_load(x + i);
-        s0 = v_fma(a, a, s0);
-    }
-    if (i < n) {
-        vf a = v_loadn(x + i, n - i, z);
-        s1 = v_fma(a, a, s1);
-    }
-    double ms = (double)v_hsum(v_add(s0, s1)) / (double)n;
-    vf r = v_set1((float)(1.0 / sqrt(ms + (double)eps)));
-    for (i = 0; i + VL <= n; i += VL) v_store(y + i, v_mul(v_mul(v_load(x + i), r), v_load(w + i)));
+    for (; i + VL <= n; i += VL) v_store(y + i, v_mul(v_mul(v_load(x + i), r), v_load(w + i)));
     if (i < n)
         v_storen(y + i, v_mul(v_mul(v_loadn(x + i, n - i, z), r), v_loadn(w + i, n - i, z)), n - i);
 }
+
+#undef SUM_BLOCK
 
 /* One loop per activation so that each body inlines into its own loop. */
 #define ACT_LOOP(EXPR)                                                                             \

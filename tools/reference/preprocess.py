@@ -34,8 +34,8 @@ def _bicubic(x):
     return 0.0
 
 
-def _coeffs(in_size, out_size):
-    """Per output index: first input index, and fixed-point weights."""
+def filter_weights(in_size, out_size):
+    """Per output index: (first input index, float weights summing to 1)."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 2.0 * filterscale
@@ -49,25 +49,24 @@ def _coeffs(in_size, out_size):
         ww = sum(w)
         if ww != 0.0:
             w = [v / ww for v in w]
-        # C's (int) truncates toward zero, so round half away from zero.
-        k = [
-            int(-0.5 + v * (1 << _PRECISION_BITS))
-            if v < 0
-            else int(0.5 + v * (1 << _PRECISION_BITS))
-            for v in w
-        ]
-        rows.append((xmin, np.array(k, dtype=np.int64)))
+        rows.append((xmin, w))
     return rows
 
 
+def _fixed_point(w):
+    # C's (int) truncates toward zero, so this rounds half away from zero.
+    one = 1 << _PRECISION_BITS
+    return np.array([int(-0.5 + v * one) if v < 0 else int(0.5 + v * one) for v in w], dtype=np.int64)
+
+
 def _pass(img, out_size, axis):
-    """Resample a uint8 array along axis (0 rows, 1 columns)."""
-    in_size = img.shape[axis]
+    """Resample a uint8 array along axis (0 rows, 1 columns), rounding and
+    clamping to uint8 as Pillow does after each pass."""
     src = np.moveaxis(img.astype(np.int64), axis, 0)
     out = np.empty((out_size,) + src.shape[1:], dtype=np.uint8)
-    for i, (xmin, k) in enumerate(_coeffs(in_size, out_size)):
+    for i, (xmin, w) in enumerate(filter_weights(src.shape[0], out_size)):
         acc = np.full(src.shape[1:], 1 << (_PRECISION_BITS - 1), dtype=np.int64)
-        for j, kj in enumerate(k):
+        for j, kj in enumerate(_fixed_point(w)):
             acc += src[xmin + j] * kj
         out[i] = np.clip(acc >> _PRECISION_BITS, 0, 255)
     return np.moveaxis(out, 0, axis)

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import clip, llama, projector  # noqa: E402
 from reference import safetensors_io as st  # noqa: E402
-from reference.preprocess import clip_preprocess, test_image  # noqa: E402
+from reference.preprocess import clip_preprocess, pil_resize_bicubic, shortest_side_size, test_image  # noqa: E402
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "models")
 OUT = os.path.join(MODELS, "goldens")
@@ -77,13 +77,25 @@ def clip_goldens(imgs, manifest):
         pv = torch.from_numpy(clip_preprocess(img, cfg.image_size))
         hs, pooled = clip.forward(pv[None].to(F64), w, cfg)
         feats = hs[-2][0, 1:]
+        rh, rw = shortest_side_size(img.shape[0], img.shape[1], cfg.image_size)
+        resized = "%s_resized_%dx%d.rgb" % (name, rw, rh)
+        with open(os.path.join(OUT, resized), "wb") as f:
+            f.write(pil_resize_bicubic(img, rw, rh).tobytes())
         t[name + ".pixel_values"] = f32(pv)
         t[name + ".hidden_states"] = f32(torch.stack([h[0] for h in hs]))
         t[name + ".pooler_output"] = f32(pooled[0])
         t[name + ".features"] = f32(feats)
         for side in (4, 2, 1):
             t["%s.pool%dx%d" % (name, side, side)] = f32(projector.pool_grid(feats[None], side)[0])
-        entry["images"][name] = {"file": fn, "height": img.shape[0], "width": img.shape[1], "format": "raw RGB uint8, row-major HxWx3"}
+        entry["images"][name] = {
+            "file": fn,
+            "height": img.shape[0],
+            "width": img.shape[1],
+            "resized_file": resized,
+            "resized_height": rh,
+            "resized_width": rw,
+            "format": "raw RGB uint8, row-major HxWx3; resized_file is the Pillow-bicubic shortest-side resize before the crop",
+        }
     st.save_file(t, os.path.join(OUT, "clip-tiny.safetensors"))
     entry["tensors"] = describe(t)
     entry["notes"] = (
@@ -116,12 +128,14 @@ def llama_goldens(name, seed, manifest):
     w, cfg_d = load(name)
     cfg = llama.LlamaConfig(cfg_d)
     ids, out, steps, prefill = pick_prompt(w, cfg, seed, lambda ids: llama.embed(torch.tensor(ids), w))
-    full = llama.forward(llama.embed(torch.tensor(ids + out[:-1]), w), w, cfg)
+    hs = []
+    full = llama.forward(llama.embed(torch.tensor(ids + out[:-1]), w), w, cfg, hidden_states=hs)
     # The cached decode must equal a fresh prefill over prompt + generated.
     assert torch.allclose(full[PROMPT_LEN - 1 :], steps, atol=1e-9, rtol=0), name
     t = {
         "input_ids": i32(ids),
         "logits": f32(prefill),
+        "hidden_states": f32(torch.stack(hs)[:, :PROMPT_LEN]),
         "greedy_ids": i32(out),
         "greedy_logits": f32(steps),
     }
@@ -133,7 +147,9 @@ def llama_goldens(name, seed, manifest):
         "tensors": describe(t),
         "greedy_min_margin": round(margin(steps), 6),
         "notes": (
-            "logits [12, vocab]: prefill of input_ids at positions 0..11. greedy_ids: %d tokens by argmax "
+            "logits [12, vocab]: prefill of input_ids at positions 0..11. hidden_states [layers + 1, 12, hidden]: "
+            "transformers' hidden_states of that prefill (0 = embeddings, i = after layer i, the last one after "
+            "the final RMSNorm). greedy_ids: %d tokens by argmax "
             "after the prompt, no EOS stop; greedy_logits[i] are the logits that chose greedy_ids[i] "
             "(row 0 = last prefill row). Weights %s; computed in float64%s."
             % (N_DECODE, dtype, ", bf16 weights upcast exactly" if dtype == "bfloat16" else "")

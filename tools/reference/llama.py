@@ -126,21 +126,27 @@ def embed(ids, w, prefix="model."):
     return w[prefix + "embed_tokens.weight"][ids]
 
 
-def forward(x, w, cfg, cache=None, prefix="model.", return_hidden=False):
+def forward(x, w, cfg, cache=None, prefix="model.", hidden_states=None):
     """x: inputs_embeds [T, hidden] at positions cache.length .. + T - 1
-    (0 .. T - 1 without a cache). Returns logits [T, vocab]."""
+    (0 .. T - 1 without a cache). Returns logits [T, vocab]. A list passed as
+    hidden_states receives transformers' hidden_states: the input, the
+    output of each layer but the last, and the last layer's output after
+    the final norm."""
     start = cache.length if cache is not None else 0
     cos, sin = rope_cos_sin(torch.arange(start, start + x.shape[0]), cfg, x.dtype)
     eps = cfg.rms_norm_eps
     for i in range(cfg.num_hidden_layers):
+        if hidden_states is not None:
+            hidden_states.append(x)
         p = "%slayers.%d." % (prefix, i)
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
         x = x + attention(h, w, p + "self_attn.", cfg, cos, sin, cache, i, start)
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         x = x + mlp(h, w, p + "mlp.")
     x = rms_norm(x, w[prefix + "norm.weight"], eps)
-    logits = x @ lm_head_weight(w, cfg, prefix).t()
-    return (logits, x) if return_hidden else logits
+    if hidden_states is not None:
+        hidden_states.append(x)
+    return x @ lm_head_weight(w, cfg, prefix).t()
 
 
 def splice_image_features(ids, image_features, w, prefix="model."):

@@ -132,6 +132,44 @@ def check_llama_parts(g):
     close("llama attention (GQA, causal, cached) vs per-head loop", got, out @ w["a.o_proj.weight"].t(), 1e-12)
 
 
+def naive_llama(ids, w, c):
+    """A second Llama written from the config dict alone: complex RoPE,
+    explicit tril mask, heads mapped to KV heads by integer division."""
+    d, nh = c["hidden_size"], c["num_attention_heads"]
+    nkv = c.get("num_key_value_heads") or nh
+    hd, eps = d // nh, c["rms_norm_eps"]
+    sc = c.get("rope_scaling") or {}
+    factor = sc.get("factor", 1.0)
+    t = len(ids)
+    pos = torch.arange(t)
+    mask = torch.tril(torch.ones(t, t, dtype=torch.bool))
+
+    def norm(x, wt):
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * wt
+
+    x = w["model.embed_tokens.weight"][ids]
+    for i in range(c["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        h = norm(x, w[p + "input_layernorm.weight"])
+        q = (h @ w[p + "self_attn.q_proj.weight"].t()).reshape(t, nh, hd)
+        k = (h @ w[p + "self_attn.k_proj.weight"].t()).reshape(t, nkv, hd)
+        v = (h @ w[p + "self_attn.v_proj.weight"].t()).reshape(t, nkv, hd)
+        heads = []
+        for j in range(nh):
+            kv = j // (nh // nkv)
+            qj = rope_complex(q[:, j][None], pos, hd, c["rope_theta"], factor)[0]
+            kj = rope_complex(k[:, kv][None], pos, hd, c["rope_theta"], factor)[0]
+            s = (qj @ kj.t()) / math.sqrt(hd)
+            heads.append(torch.softmax(s.masked_fill(~mask, -1e300), -1) @ v[:, kv])
+        x = x + torch.cat(heads, -1) @ w[p + "self_attn.o_proj.weight"].t()
+        h = norm(x, w[p + "post_attention_layernorm.weight"])
+        gate = h @ w[p + "mlp.gate_proj.weight"].t()
+        x = x + (gate / (1 + torch.exp(-gate)) * (h @ w[p + "mlp.up_proj.weight"].t())) @ w[p + "mlp.down_proj.weight"].t()
+    x = norm(x, w["model.norm.weight"])
+    head = w["model.embed_tokens.weight"] if c.get("tie_word_embeddings") else w["lm_head.weight"]
+    return x @ head.t()
+
+
 class ModuleCLIP(torch.nn.Module):
     """A second CLIP vision tower built from torch.nn modules."""
 
@@ -212,6 +250,7 @@ def check_whole_models(g):
         full = llama.forward(x, lw, cfg)
         cache = llama.KVCache(cfg.num_hidden_layers)
         parts = [llama.forward(x[:4], lw, cfg, cache), llama.forward(x[4:5], lw, cfg, cache), llama.forward(x[5:], lw, cfg, cache)]
+        close("%s: forward vs naive Llama from the config dict" % name, full, naive_llama(ids, lw, st.load_config(os.path.join(MODELS, name))), 1e-12)
         close("%s: chunked cached forward vs one prefill" % name, torch.cat(parts), full, 1e-12)
         # A causal model's first k logits ignore everything after position k.
         close("%s: causality" % name, llama.forward(x[:5], lw, cfg), full[:5], 1e-12)

@@ -192,6 +192,9 @@ Test(cuda, bad_arguments)
     dev_alloc(be, &q, FRT_F16, 3, s64);
     dev_alloc(be, &k, FRT_F32, 3, s64);
     cr_assert_eq(frt_attention(be, &q, &q, &k, &k, &p), FRT_ERR_UNSUPPORTED);
+    /* kv_len past the 2 keys there are */
+    p.kv_len = 3;
+    cr_assert_eq(frt_attention(be, &q, &q, &q, &q, &p), FRT_ERR_INVALID_ARG);
     frt_tensor *all[] = {&a, &b, &y, &q, &k};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) be->ops->free(be, all[i]);
     frt_backend_free(be);

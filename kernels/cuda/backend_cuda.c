@@ -13,6 +13,7 @@
  * use it from one thread at a time. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "alloc.h"
@@ -462,6 +463,14 @@ static frt_status cuda_attention(frt_backend *be, frt_tensor *o, const frt_tenso
     if (h > 65535 || nq > 0x7fffffffLL * 64)
         return frt_error(FRT_ERR_LIMIT, "%s: %lld heads, %lld queries too many", op, (long long)h,
                          (long long)nq);
+    /* The same rules as the CPU kernels (kernels/cpu/attention.h). */
+    if (!isfinite(p->scale) || p->kv_len < 0 || p->kv_len > nk || (p->causal && p->q_pos0 < 0) ||
+        (p->mask && nq > 1 && p->mask_stride < nk))
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "%s: bad params (scale %g, kv_len %lld of %lld keys, q_pos0 %lld, "
+                         "mask_stride %lld)",
+                         op, (double)p->scale, (long long)p->kv_len, (long long)nk,
+                         (long long)p->q_pos0, (long long)p->mask_stride);
     if (nq == 0) return FRT_OK;
 
     frt_cuda_attn_args a = {

@@ -31,18 +31,21 @@ static __global__ void copy_kernel(void *y, int ydt, const void *x, int xdt, int
         frt_st(y, ydt, i, frt_ld(x, xdt, bn == n ? i : i % bn));
 }
 
+/* Written as in the CPU twin to avoid cancellation in the negative tail:
+ * 1 + erf(-z) = erfc(z), 1 + tanh(u) = 2 sigmoid(2u). An exp that
+ * overflows to inf divides x down to -0, the correct limit. */
 static __device__ __forceinline__ float act_one(float x, int kind)
 {
     switch (kind) {
-    case FRT_ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case FRT_ACT_GELU_ERF: return 0.5f * x * erfcf(-x * 0.70710678118654752f);
     case FRT_ACT_GELU_TANH: {
         float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-        return 0.5f * x * (1.0f + tanhf(u));
+        return x / (1.0f + expf(-2.0f * u));
     }
     case FRT_ACT_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
     case FRT_ACT_SILU: return x / (1.0f + expf(-x));
     case FRT_ACT_MISH: {
-        /* softplus overflows expf past ~88; it equals x there */
+        /* softplus(x) = x to f32 precision past 20, where expf would overflow */
         float sp = x > 20.0f ? x : log1pf(expf(x));
         return x * tanhf(sp);
     }

@@ -14,7 +14,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +54,10 @@ def margin(logits):
 
 
 def describe(tensors):
-    return {k: {"dtype": "I32" if t.dtype == torch.int32 else "F32", "shape": list(t.shape)} for k, t in sorted(tensors.items())}
+    return {
+        k: {"dtype": "I32" if t.dtype == torch.int32 else "F32", "shape": list(t.shape)}
+        for k, t in sorted(tensors.items())
+    }
 
 
 def images():
@@ -94,7 +96,8 @@ def clip_goldens(imgs, manifest):
             "resized_file": resized,
             "resized_height": rh,
             "resized_width": rw,
-            "format": "raw RGB uint8, row-major HxWx3; resized_file is the Pillow-bicubic shortest-side resize before the crop",
+            "format": "raw RGB uint8, row-major HxWx3; resized_file is the Pillow-bicubic "
+            "shortest-side resize before the crop",
         }
     st.save_file(t, os.path.join(OUT, "clip-tiny.safetensors"))
     entry["tensors"] = describe(t)
@@ -167,7 +170,9 @@ def vstream_goldens(imgs, manifest):
     frames = []
     for name, (img, _) in imgs.items():
         pv = torch.from_numpy(clip_preprocess(img, vcfg.image_size))[None].to(F64)
-        feats = clip.select_features(pv, w, vcfg, cfg_d["mm_vision_select_layer"], cfg_d["mm_vision_select_feature"], vprefix)
+        feats = clip.select_features(
+            pv, w, vcfg, cfg_d["mm_vision_select_layer"], cfg_d["mm_vision_select_feature"], vprefix
+        )
         pooled = projector.pool_grid(feats, side)[0]
         t[name + ".features"] = f32(feats[0])
         t[name + ".pooled"] = f32(pooled)

@@ -254,7 +254,9 @@ def main():
         **VSTREAM_MEMORY,
     )
     vcfg["vision_config"] = {k: v for k, v in CLIP.items() if k not in ("architectures", "torch_dtype")}
-    vw = vstream_weights(clip_w, llama_w, CLIP["hidden_size"], LLAMA["hidden_size"], VSTREAM_MEMORY["compress_Turing_hidden_dim"])
+    vw = vstream_weights(
+        clip_w, llama_w, CLIP["hidden_size"], LLAMA["hidden_size"], VSTREAM_MEMORY["compress_Turing_hidden_dim"]
+    )
     p = write_dir("vstream-tiny", vcfg, {"preprocessor_config.json": PREPROCESSOR})
     st.save_file(bf16(vw), os.path.join(p, "model.safetensors"))
 

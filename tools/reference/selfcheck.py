@@ -6,6 +6,7 @@ checked-in goldens against a fresh recompute. Exits non-zero on any mismatch.
 Run: /usr/bin/python3 tools/reference/selfcheck.py
 """
 
+import json
 import math
 import os
 import struct
@@ -164,7 +165,8 @@ def naive_llama(ids, w, c):
         x = x + torch.cat(heads, -1) @ w[p + "self_attn.o_proj.weight"].t()
         h = norm(x, w[p + "post_attention_layernorm.weight"])
         gate = h @ w[p + "mlp.gate_proj.weight"].t()
-        x = x + (gate / (1 + torch.exp(-gate)) * (h @ w[p + "mlp.up_proj.weight"].t())) @ w[p + "mlp.down_proj.weight"].t()
+        act = gate / (1 + torch.exp(-gate)) * (h @ w[p + "mlp.up_proj.weight"].t())
+        x = x + act @ w[p + "mlp.down_proj.weight"].t()
     x = norm(x, w["model.norm.weight"])
     head = w["model.embed_tokens.weight"] if c.get("tie_word_embeddings") else w["lm_head.weight"]
     return x @ head.t()
@@ -201,7 +203,8 @@ class ModuleCLIP(torch.nn.Module):
             self.pre.bias.copy_(w[pre + "pre_layrnorm.bias"])
             for i, m in enumerate(self.layers):
                 p = "%sencoder.layers.%d." % (pre, i)
-                for mod, name in ((m.ln1, "layer_norm1"), (m.ln2, "layer_norm2"), (m.fc1, "mlp.fc1"), (m.fc2, "mlp.fc2")):
+                named = ((m.ln1, "layer_norm1"), (m.ln2, "layer_norm2"), (m.fc1, "mlp.fc1"), (m.fc2, "mlp.fc2"))
+                for mod, name in named:
                     mod.weight.copy_(w[p + name + ".weight"])
                     mod.bias.copy_(w[p + name + ".bias"])
                 a = p + "self_attn."
@@ -249,8 +252,9 @@ def check_whole_models(g):
         x = llama.embed(ids, lw)
         full = llama.forward(x, lw, cfg)
         cache = llama.KVCache(cfg.num_hidden_layers)
-        parts = [llama.forward(x[:4], lw, cfg, cache), llama.forward(x[4:5], lw, cfg, cache), llama.forward(x[5:], lw, cfg, cache)]
-        close("%s: forward vs naive Llama from the config dict" % name, full, naive_llama(ids, lw, st.load_config(os.path.join(MODELS, name))), 1e-12)
+        parts = [llama.forward(x[a:b], lw, cfg, cache) for a, b in ((0, 4), (4, 5), (5, 9))]
+        naive = naive_llama(ids, lw, st.load_config(os.path.join(MODELS, name)))
+        close("%s: forward vs naive Llama from the config dict" % name, full, naive, 1e-12)
         close("%s: chunked cached forward vs one prefill" % name, torch.cat(parts), full, 1e-12)
         # A causal model's first k logits ignore everything after position k.
         close("%s: causality" % name, llama.forward(x[:5], lw, cfg), full[:5], 1e-12)
@@ -274,8 +278,6 @@ def check_safetensors(g):
         check("safetensors round trip (F32 BF16 F16 I64 I32, scalar, empty)", ok)
         raw = open(p, "rb").read()
         (n,) = struct.unpack("<Q", raw[:8])
-        import json
-
         hdr = json.loads(raw[8 : 8 + n])
         aligned = (8 + n) % 8 == 0 and all(
             e["data_offsets"][0] % back[k].element_size() == 0 for k, e in hdr.items() if k != "__metadata__"
@@ -291,7 +293,8 @@ def check_preprocess(g):
     check("resize to the same size is the identity", np.array_equal(pp.pil_resize_bicubic(img, 160, 120), img))
     flat = np.full((50, 70, 3), 77, np.uint8)
     check("flat image stays flat", np.all(pp.pil_resize_bicubic(flat, 31, 113) == 77))
-    check("shortest side sizes", pp.shortest_side_size(120, 160, 112) == (112, 149) and pp.shortest_side_size(76, 50, 112) == (170, 112))
+    sizes = pp.shortest_side_size(120, 160, 112), pp.shortest_side_size(76, 50, 112)
+    check("shortest side sizes", sizes == ((112, 149), (170, 112)), str(sizes))
     # Filter weights against torch's Pillow-compatible antialiased bicubic,
     # both passes in float (no intermediate uint8 rounding).
     x = torch.from_numpy(img).permute(2, 0, 1)[None].to(F64)
@@ -304,17 +307,25 @@ def check_preprocess(g):
             out[:, :, i] = torch.einsum("bcyx,y->bcx", tmp[:, :, ymin : ymin + len(w)], torch.tensor(w, dtype=F64))
         ref = F.interpolate(x, size=(oh, ow), mode="bicubic", align_corners=False, antialias=True)
         err = float((out - ref).abs().max())
-        check("bicubic weights vs torch antialias %dx%d -> %dx%d" % (160, 120, ow, oh), err < 1e-9, "max abs %.1e" % err)
+        check("bicubic weights vs torch antialias 160x120 -> %dx%d" % (ow, oh), err < 1e-9, "max abs %.1e" % err)
     # The uint8 two-pass result stays within a grey level of the float one on
     # a smooth image (no clipping of the overshoot between passes).
     y, xg = np.mgrid[0:120, 0:160]
     smooth = np.stack([xg * 1.5, y * 2.0, 100 + 50 * np.sin(xg / 9.0 + y / 13.0)], -1).astype(np.uint8)
     a = pp.pil_resize_bicubic(smooth, 149, 112).astype(np.int32)
-    ref = F.interpolate(torch.from_numpy(smooth).permute(2, 0, 1)[None].double(), size=(112, 149), mode="bicubic", antialias=True, align_corners=False)
+    ref = F.interpolate(
+        torch.from_numpy(smooth).permute(2, 0, 1)[None].double(),
+        size=(112, 149),
+        mode="bicubic",
+        antialias=True,
+        align_corners=False,
+    )
     ref = ref.round().clamp(0, 255)[0].permute(1, 2, 0).numpy().astype(np.int32)
-    check("uint8 resize within 1 level of float on a smooth image", np.abs(a - ref).max() <= 1, "max %d" % np.abs(a - ref).max())
+    diff = int(np.abs(a - ref).max())
+    check("uint8 resize within 1 level of float on a smooth image", diff <= 1, "max %d" % diff)
     pv = pp.clip_preprocess(img, 112)
-    manual = ((pp.center_crop(pp.pil_resize_bicubic(img, 149, 112), 112) / 255.0 - np.array(pp.CLIP_MEAN)) / np.array(pp.CLIP_STD)).transpose(2, 0, 1)
+    crop = pp.center_crop(pp.pil_resize_bicubic(img, 149, 112), 112) / 255.0
+    manual = ((crop - np.array(pp.CLIP_MEAN)) / np.array(pp.CLIP_STD)).transpose(2, 0, 1)
     check("clip_preprocess vs float64 formula", pv.shape == (3, 112, 112) and np.abs(pv - manual).max() < 1e-5)
 
 
@@ -325,7 +336,8 @@ def check_goldens():
         return
     gold = st.load_file(os.path.join(gd, "clip-tiny.safetensors"))
     img = np.fromfile(os.path.join(gd, "image_a_160x120.rgb"), np.uint8).reshape(120, 160, 3)
-    check("golden pixel_values recompute", torch.equal(torch.from_numpy(pp.clip_preprocess(img, 112)), gold["image_a.pixel_values"]))
+    pv = torch.from_numpy(pp.clip_preprocess(img, 112))
+    check("golden pixel_values recompute", torch.equal(pv, gold["image_a.pixel_values"]))
     w = st.load_checkpoint(os.path.join(MODELS, "clip-tiny"))
     cfg = clip.CLIPVisionConfig(st.load_config(os.path.join(MODELS, "clip-tiny")))
     w32 = {k: v.float() if v.is_floating_point() else v for k, v in w.items()}

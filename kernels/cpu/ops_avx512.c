@@ -8,7 +8,7 @@
  * steps = 24 accumulators; each (input channel, tap) step loads TV input
  * vectors and CO_T broadcast weights for 24 FMAs. Masks of up to KC taps
  * are computed once per tile, outside the input-channel loop. */
-enum { CO_T = 6, TV = 4, KC = 16 };
+enum { CO_T = 6, TV = 4, KC = 16, PF_ROWS = 16 };
 /* How an input vector is fetched: stride 1 (one masked load), stride 2
  * (two loads, even lanes picked by a permute), any other stride (gather). */
 enum { MODE_GATHER, MODE_S1, MODE_S2 };
@@ -53,6 +53,9 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
         int64_t off[KC];
         __mmask16 lm[KC][2 * TV];
         __m512i gidx[KC][TV];
+        /* input steps this batch of taps reads from each row */
+        const int64_t first = t0 * s + k0 * j->dil - j->pad;
+        const int64_t span = (16 * nv - 1) * s + (kn - 1) * j->dil + 1;
         for (int kk = 0; kk < kn; kk++) {
             int64_t in = t0 * s + (k0 + kk) * j->dil - j->pad;
             off[kk] = in;
@@ -77,6 +80,9 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
         for (int64_t ci = 0; ci < cin_g; ci++) {
             const float *xr = xg + ci * tin;
             const float *wr = wc + ci * k + k0;
+            if (ci + PF_ROWS < cin_g)
+                for (int64_t p = 0; p < span; p += 16)
+                    _mm_prefetch((const char *)(xr + PF_ROWS * tin + first + p), _MM_HINT_T0);
             for (int kk = 0; kk < kn; kk++) {
                 __m512 xv[TV];
                 for (int v = 0; v < nv; v++) {

@@ -268,9 +268,9 @@ static void rope_path(tu_rng *r, int isa, frt_pool *pool)
 {
     /* T, H, d, extra token stride, extra head stride, pos0 */
     static const int64_t CASES[][6] = {
-        {1, 1, 2, 0, 0, 0},       {5, 3, 64, 0, 0, 7},   {7, 4, 34, 5, 3, 60000},
-        {3, 2, 128, 0, 130, 123}, {64, 8, 128, 0, 0, 0}, {2, 2, 520, 1, 0, 100000},
-        {33, 5, 80, 16, 8, 4095},
+        {1, 1, 2, 0, 0, 0},       {5, 3, 64, 0, 0, 7},       {7, 4, 34, 5, 3, 60000},
+        {3, 2, 128, 0, 130, 123}, {64, 8, 128, 0, 0, 0},     {2, 2, 520, 1, 0, 100000},
+        {33, 5, 80, 16, 8, 4095}, {200, 1, 64, 0, 0, 60000},
     };
     static const float THETAS[] = {10000.0f, 500000.0f}, SCALES[] = {1.0f, 4.0f, 0.5f};
     for (size_t ci = 0; ci < sizeof CASES / sizeof CASES[0]; ci++) {

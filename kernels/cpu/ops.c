@@ -311,8 +311,11 @@ void frt_cpu_softmax(float *y, const float *x, int64_t rows, int64_t cols, frt_p
 
 /* ---- RoPE ------------------------------------------------------------------ */
 
-/* Frequencies handled per pass; cos/sin tables of this size live on the stack. */
+/* Frequencies handled per pass; the tables of this size live on the stack. */
 #define ROPE_CHUNK 256
+/* Steps between exact sincos calls; in between, angles advance by a
+ * rotation in double, whose error (~1e-16 a step) stays far below f32. */
+#define ROPE_RESYNC 64
 
 typedef struct {
     const frt_ops_isa *k;
@@ -328,19 +331,30 @@ static void rope_task(void *arg, int ith, int nth)
     const int64_t half = jb->d / 2;
     long t0, t1;
     frt_split_range((long)jb->T, ith, nth, &t0, &t1);
-    double inv[ROPE_CHUNK];
+    double inv[ROPE_CHUNK], c[ROPE_CHUNK], s[ROPE_CHUNK], cstep[ROPE_CHUNK], sstep[ROPE_CHUNK];
     float cs[ROPE_CHUNK], sn[ROPE_CHUNK];
     for (int64_t i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
         int64_t n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
-        for (int64_t i = 0; i < n; i++)
-            inv[i] = pow(jb->theta, -2.0 * (double)(i0 + i) / (double)jb->d);
+        /* theta^(-2i/d) as a running product: relative error ~i 1e-16 */
+        const double ratio = pow(jb->theta, -2.0 / (double)jb->d);
+        inv[0] = pow(jb->theta, -2.0 * (double)i0 / (double)jb->d);
+        for (int64_t i = 1; i < n; i++) inv[i] = inv[i - 1] * ratio;
+        for (int64_t i = 0; t1 - t0 > 1 && i < n; i++)
+            sincos(inv[i] / jb->linear_scale, &sstep[i], &cstep[i]);
         for (int64_t t = t0; t < t1; t++) {
-            double p = (double)(jb->pos0 + t) / jb->linear_scale;
+            if ((t - t0) % ROPE_RESYNC == 0) {
+                double p = (double)(jb->pos0 + t) / jb->linear_scale;
+                for (int64_t i = 0; i < n; i++) sincos(p * inv[i], &s[i], &c[i]);
+            } else {
+                for (int64_t i = 0; i < n; i++) {
+                    double cn = c[i] * cstep[i] - s[i] * sstep[i];
+                    s[i] = s[i] * cstep[i] + c[i] * sstep[i];
+                    c[i] = cn;
+                }
+            }
             for (int64_t i = 0; i < n; i++) {
-                double sv, cv;
-                sincos(p * inv[i], &sv, &cv);
-                cs[i] = (float)cv;
-                sn[i] = (float)sv;
+                cs[i] = (float)c[i];
+                sn[i] = (float)s[i];
             }
             for (int64_t h = 0; h < jb->H; h++) {
                 float *row = jb->x + t * jb->st + h * jb->sh;
@@ -354,8 +368,8 @@ void frt_cpu_rope(float *x, int64_t T, int64_t H, int64_t d, int64_t st, int64_t
                   float theta, float linear_scale, frt_pool *pool)
 {
     rope_job jb = {isa(), x, T, H, d, st, sh, pos0, theta, linear_scale};
-    /* a sincos per (token, frequency) costs about as much as a head's row */
-    run(pool, T * (H + 8) * d, rope_task, &jb);
+    /* the angles of a token cost about as much as rotating one head */
+    run(pool, T * (H + 1) * d, rope_task, &jb);
 }
 
 /* ---- conv1d ------------------------------------------------------------- */

@@ -258,6 +258,13 @@ static void softmax_path(tu_rng *r, int isa, frt_pool *pool)
             cr_assert(got[cols + i] == 0.0f, "softmax of a -inf row must be 0");
         frt_cpu_softmax(x, x, rows, cols, pool);
         cr_assert(!memcmp(x, got, (size_t)n * sizeof *x), "softmax in place");
+        /* a NaN or +inf entry poisons its row only */
+        tu_fill_uniform(r, x, (size_t)n, -5, 5);
+        x[tu_next(r) % cols] = tu_next(r) % 2 ? NAN : INFINITY;
+        frt_cpu_softmax(got, x, rows, cols, pool);
+        for (int64_t i = 0; i < n; i++)
+            cr_assert(i < cols ? isnan(got[i]) : isfinite(got[i]), "softmax NaN row, %lld",
+                      (long long)i);
         free(x), free(want), free(got);
     }
 }

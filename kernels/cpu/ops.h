@@ -24,7 +24,8 @@ void frt_cpu_layernorm(float *y, const float *x, const float *w, const float *b,
 void frt_cpu_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t cols,
                      float eps, frt_pool *pool);
 void frt_cpu_act(float *y, const float *x, int64_t n, frt_act kind, frt_pool *pool);
-/* Numerically safe (max-subtracted) softmax over each row. */
+/* Numerically safe (max-subtracted) softmax over each row. A row of only
+ * -inf (fully masked) gives zeros; a +inf or NaN entry makes its row NaN. */
 void frt_cpu_softmax(float *y, const float *x, int64_t rows, int64_t cols, frt_pool *pool);
 /* x [T, H, d] with token stride st and head stride sh (elements), last dim
  * contiguous, d even. Rotate-half layout: pairs (i, i + d/2), angle

@@ -11,6 +11,11 @@
  * for it. An error inside a kernel shows up at the next synchronisation
  * (download, synchronize) as FRT_ERR_DEVICE. One backend is not thread-safe:
  * use it from one thread at a time. */
+
+/* CMake compiles this file only with FRT_CUDA=ON; lib/backend.c has the
+ * stub frt_backend_cuda_create otherwise. */
+#ifdef FRT_HAVE_CUDA
+
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -600,3 +605,5 @@ frt_status frt_backend_cuda_create(int device, frt_backend **out)
     *out = be;
     return FRT_OK;
 }
+
+#endif

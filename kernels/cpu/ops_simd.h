@@ -8,6 +8,7 @@
 #define FRT_OPS_SIMD_H
 
 #include <math.h>
+#include <stdbool.h>
 
 #include "ops_impl.h"
 
@@ -175,7 +176,11 @@ static void k_softmax(float *y, const float *x, int64_t n)
     for (; i + VL <= n; i += VL) mx = v_max(mx, v_load(x + i));
     if (i < n) mx = v_max(mx, v_loadn(x + i, n - i, ninf));
     float m = v_hmax(mx);
-    if (m == -INFINITY) {
+    /* the max may have dropped a NaN; only a true -inf row gives zeros, a
+     * NaN goes on below with m = -inf and turns the row into NaN */
+    bool all_ninf = m == -INFINITY;
+    for (i = 0; all_ninf && i < n; i++) all_ninf = x[i] == -INFINITY;
+    if (all_ninf) {
         for (i = 0; i < n; i++) y[i] = 0.0f;
         return;
     }

@@ -1,6 +1,7 @@
 /* Naive twins of ops.c: double precision, plain loops, the definitions the
  * tests trust. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "ops.h"
 
@@ -75,8 +76,12 @@ void frt_ref_softmax(float *y, const float *x, int64_t rows, int64_t cols)
 {
     for (int64_t r = 0; r < rows; r++, x += cols, y += cols) {
         double m = -INFINITY, s = 0;
-        for (int64_t i = 0; i < cols; i++) m = x[i] > m ? x[i] : m;
-        if (m == -INFINITY) {
+        bool all_ninf = true;
+        for (int64_t i = 0; i < cols; i++) {
+            m = x[i] > m ? x[i] : m;
+            all_ninf = all_ninf && x[i] == -INFINITY;
+        }
+        if (all_ninf) {
             for (int64_t i = 0; i < cols; i++) y[i] = 0.0f;
             continue;
         }

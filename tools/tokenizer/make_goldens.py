@@ -132,10 +132,12 @@ def build_corpus(rng):
     return "\n".join(lines) + "\n"
 
 
-def train(corpus_path, prefix, vocab_size, extra):
-    cmd = ["spm_train", "--input=" + corpus_path, "--model_prefix=" + prefix,
+def train(workdir, prefix, vocab_size, extra):
+    # Relative paths: the model records its input and prefix, and must not depend on
+    # the temporary directory's name.
+    cmd = ["spm_train", "--input=corpus.txt", "--model_prefix=" + prefix,
            "--vocab_size=%d" % vocab_size] + LLAMA_FLAGS + extra
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=workdir)
 
 
 # ---- test strings ------------------------------------------------------------------------
@@ -342,12 +344,9 @@ def main():
         cpath = os.path.join(tmp, "corpus.txt")
         with open(cpath, "w", encoding="utf-8") as f:
             f.write(corpus)
-        train(cpath, os.path.join(tmp, "tokenizer"), 2000,
-              ["--user_defined_symbols=" + ",".join(USER_DEFINED)])
-        train(cpath, os.path.join(tmp, "ws"), 600,
-              ["--remove_extra_whitespaces=true", "--character_coverage=0.999"])
-        train(cpath, os.path.join(tmp, "noprefix"), 600,
-              ["--add_dummy_prefix=false", "--character_coverage=0.999"])
+        train(tmp, "tokenizer", 2000, ["--user_defined_symbols=" + ",".join(USER_DEFINED)])
+        train(tmp, "ws", 600, ["--remove_extra_whitespaces=true", "--character_coverage=0.999"])
+        train(tmp, "noprefix", 600, ["--add_dummy_prefix=false", "--character_coverage=0.999"])
         for name in ("tokenizer", "ws", "noprefix"):
             with open(os.path.join(tmp, name + ".model"), "rb") as f:
                 data = f.read()

@@ -7,10 +7,11 @@
 /* conv1d register tile: CO_T output channels x TV vectors of 8 output
  * steps = 12 accumulators of the 16 ymm registers. Masks of up to KC taps
  * are computed once per tile, outside the input-channel loop. */
-enum { CO_T = 4, TV = 3, KC = 16 };
+enum { CO_T = 4, TV = 3, KC = 16, PF_ROWS = 4 };
 /* Stride 1 away from the edges: plain loads; stride 1 near an edge: masked
- * loads (the zero padding); any other stride: masked gathers. */
-enum { MODE_GATHER, MODE_S1, MODE_S1_INTERIOR };
+ * loads (the zero padding); stride 2: two masked loads, even lanes picked
+ * by shuffles; any other stride: masked gathers. */
+enum { MODE_GATHER, MODE_S1, MODE_S1_INTERIOR, MODE_S2 };
 
 /* Lanes l < 8 with 0 <= base + l * step < lim, as all-ones lanes. */
 static inline __m256i lane_mask(__m256i idx, int64_t lim)
@@ -37,21 +38,34 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
     const float *wc = j->w + co * wstride;
     __m256 acc[CO_T][TV];
     __m256i om[TV];
+#pragma GCC unroll 8
     for (int v = 0; v < nv; v++) om[v] = lane_mask(lane_index(t0 + 8 * v, 1), t1);
+#pragma GCC unroll 8
     for (int c = 0; c < nc; c++) {
         __m256 bias = _mm256_set1_ps(j->b ? j->b[co + c] : 0.0f);
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++) acc[c][v] = bias;
     }
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
         const int kn = (int)(k - k0 < KC ? k - k0 : KC);
         int64_t off[KC];
-        __m256i lm[KC][TV], gidx[KC][TV];
+        __m256i lm[KC][2 * TV], gidx[KC][TV];
+        /* input steps this batch of taps reads from each row */
+        const int64_t first = t0 * s + k0 * j->dil - j->pad;
+        const int64_t span = (8 * nv - 1) * s + (kn - 1) * j->dil + 1;
         for (int kk = 0; kk < kn; kk++) {
             int64_t in = t0 * s + (k0 + kk) * j->dil - j->pad;
             off[kk] = in;
+#pragma GCC unroll 8
             for (int v = 0; v < nv; v++) {
                 if (mode == MODE_S1) {
                     lm[kk][v] = _mm256_and_si256(om[v], lane_mask(lane_index(in + 8 * v, 1), tin));
+                } else if (mode == MODE_S2) {
+                    int64_t valid = t1 - t0 - 8 * v, need = 2 * (valid < 0 ? 0 : valid);
+                    for (int h = 0; h < 2; h++)
+                        lm[kk][2 * v + h] =
+                            _mm256_and_si256(lane_mask(lane_index(in + 16 * v + 8 * h, 1), tin),
+                                             lane_mask(lane_index(8 * h, 1), need));
                 } else if (mode == MODE_GATHER) {
                     gidx[kk][v] = lane_index(in + 8 * v * s, s);
                     lm[kk][v] = _mm256_and_si256(om[v], lane_mask(gidx[kk][v], tin));
@@ -61,25 +75,40 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
         for (int64_t ci = 0; ci < cin_g; ci++) {
             const float *xr = xg + ci * tin;
             const float *wr = wc + ci * k + k0;
+            if (ci + PF_ROWS < cin_g)
+                for (int64_t p = 0; p < span; p += 16)
+                    _mm_prefetch((const char *)(xr + PF_ROWS * tin + first + p), _MM_HINT_T0);
             for (int kk = 0; kk < kn; kk++) {
                 __m256 xv[TV];
+#pragma GCC unroll 8
                 for (int v = 0; v < nv; v++) {
                     if (mode == MODE_S1_INTERIOR)
                         xv[v] = _mm256_loadu_ps(xr + off[kk] + 8 * v);
                     else if (mode == MODE_S1)
                         xv[v] = _mm256_maskload_ps(xr + off[kk] + 8 * v, lm[kk][v]);
-                    else
+                    else if (mode == MODE_S2) {
+                        const float *p = xr + off[kk] + 16 * v;
+                        __m256 e = _mm256_shuffle_ps(_mm256_maskload_ps(p, lm[kk][2 * v]),
+                                                     _mm256_maskload_ps(p + 8, lm[kk][2 * v + 1]),
+                                                     _MM_SHUFFLE(2, 0, 2, 0));
+                        xv[v] = _mm256_castpd_ps(
+                            _mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+                    } else
                         xv[v] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xr, gidx[kk][v],
                                                          _mm256_castsi256_ps(lm[kk][v]), 4);
                 }
+#pragma GCC unroll 8
                 for (int c = 0; c < nc; c++) {
                     __m256 wv = _mm256_set1_ps(wr[c * wstride + kk]);
+#pragma GCC unroll 8
                     for (int v = 0; v < nv; v++) acc[c][v] = _mm256_fmadd_ps(wv, xv[v], acc[c][v]);
                 }
             }
         }
     }
+#pragma GCC unroll 8
     for (int c = 0; c < nc; c++)
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
             _mm256_maskstore_ps(j->y + (co + c) * j->tout + t0 + 8 * v, om[v], acc[c][v]);
 }
@@ -110,14 +139,15 @@ static void conv_rows_s1(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0
     }
 }
 
-static void conv_rows_gather(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1)
+static inline __attribute__((always_inline)) void
+conv_rows(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1, const int mode)
 {
     for (int64_t t = t0; t < t1;) {
         if (t1 - t > 8 * (TV - 1)) {
-            CONV_TILE_NC(TV, MODE_GATHER)
+            CONV_TILE_NC(TV, mode)
             t += 8 * TV;
         } else {
-            CONV_TILE_NC(1, MODE_GATHER)
+            CONV_TILE_NC(1, mode)
             t += 8;
         }
     }
@@ -133,8 +163,10 @@ static void conv1d_avx2(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64
         int nc = (int)(end - co < CO_T ? end - co : CO_T);
         if (j->stride == 1)
             conv_rows_s1(j, co, nc, t0, t1);
+        else if (j->stride == 2)
+            conv_rows(j, co, nc, t0, t1, MODE_S2);
         else
-            conv_rows_gather(j, co, nc, t0, t1);
+            conv_rows(j, co, nc, t0, t1, MODE_GATHER);
         co += nc;
     }
 }

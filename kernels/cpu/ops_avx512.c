@@ -43,9 +43,12 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512 acc[CO_T][TV];
     __mmask16 om[TV];
+#pragma GCC unroll 8
     for (int v = 0; v < nv; v++) om[v] = range_mask(t0 + 16 * v, t1);
+#pragma GCC unroll 8
     for (int c = 0; c < nc; c++) {
         __m512 bias = _mm512_set1_ps(j->b ? j->b[co + c] : 0.0f);
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++) acc[c][v] = bias;
     }
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
@@ -59,6 +62,7 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
         for (int kk = 0; kk < kn; kk++) {
             int64_t in = t0 * s + (k0 + kk) * j->dil - j->pad;
             off[kk] = in;
+#pragma GCC unroll 8
             for (int v = 0; v < nv; v++) {
                 if (mode == MODE_S1) {
                     lm[kk][v] = om[v] & range_mask(in + 16 * v, tin);
@@ -85,6 +89,7 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
                     _mm_prefetch((const char *)(xr + PF_ROWS * tin + first + p), _MM_HINT_T0);
             for (int kk = 0; kk < kn; kk++) {
                 __m512 xv[TV];
+#pragma GCC unroll 8
                 for (int v = 0; v < nv; v++) {
                     if (mode == MODE_S1) {
                         xv[v] = _mm512_maskz_loadu_ps(lm[kk][v], xr + off[kk] + 16 * v);
@@ -98,14 +103,18 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
                                                          gidx[kk][v], xr, 4);
                     }
                 }
+#pragma GCC unroll 8
                 for (int c = 0; c < nc; c++) {
                     __m512 wv = _mm512_set1_ps(wr[c * wstride + kk]);
+#pragma GCC unroll 8
                     for (int v = 0; v < nv; v++) acc[c][v] = _mm512_fmadd_ps(wv, xv[v], acc[c][v]);
                 }
             }
         }
     }
+#pragma GCC unroll 8
     for (int c = 0; c < nc; c++)
+#pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
             _mm512_mask_storeu_ps(j->y + (co + c) * j->tout + t0 + 16 * v, om[v], acc[c][v]);
 }

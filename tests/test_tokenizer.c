@@ -3,6 +3,7 @@
  * decode, round trips, and the loader's refusal of every malformed model file. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -802,4 +803,209 @@ Test(tokenizer, json_failures)
                 "\"unk_token\":\"<unk>\"},\"added_tokens\":[{\"id\":0,\"content\":\"<s>\"}]," NORM
                 "}",
                 FRT_ERR_FORMAT, "disagrees");
+}
+
+/* ---- more behaviour ---------------------------------------------------------------------- */
+
+/* sentencepiece's DecodeUTF8, written the way its source does it (masks and code point
+ * ranges), as the twin of frt_tok_utf8_len. */
+static int ref_utf8_len(const uint8_t *p, size_t n)
+{
+    uint32_t cp;
+    if (p[0] < 0x80) return 1;
+    if (n >= 2 && (p[0] & 0xE0) == 0xC0) {
+        cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+        if ((p[1] & 0xC0) == 0x80 && cp >= 0x80) return 2;
+    } else if (n >= 3 && (p[0] & 0xF0) == 0xE0) {
+        cp = (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+        if ((p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 && cp >= 0x800 &&
+            (cp < 0xD800 || cp > 0xDFFF))
+            return 3;
+    } else if (n >= 4 && (p[0] & 0xF8) == 0xF0) {
+        cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+             (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+        if ((p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 &&
+            cp >= 0x10000 && cp <= 0x10FFFF)
+            return 4;
+    }
+    return 0;
+}
+
+Test(tokenizer, utf8_matches_sentencepiece)
+{
+    static const uint8_t tails[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F,
+                                    0xA0, 0xBF, 0xC0, 0xC2, 0xE0, 0xF0, 0xFF};
+    enum { NT = sizeof tails };
+    for (int b0 = 0; b0 < 256; b0++)
+        for (int b1 = 0; b1 < 256; b1++)
+            for (int i = 0; i < NT; i++)
+                for (int j = 0; j < NT; j++) {
+                    uint8_t p[4] = {(uint8_t)b0, (uint8_t)b1, tails[i], tails[j]};
+                    for (size_t n = 1; n <= 4; n++) {
+                        int want = ref_utf8_len(p, n), got = frt_tok_utf8_len(p, n, true);
+                        cr_assert_eq(got, want, "%02x %02x %02x %02x n=%zu: %d, want %d", p[0],
+                                     p[1], p[2], p[3], n, got, want);
+                        /* Unfinished means: some continuation would make it valid. */
+                        int part = frt_tok_utf8_len(p, n, false);
+                        if (part >= 0)
+                            cr_assert_eq(part, want);
+                        else
+                            cr_assert(want == 0 && n < 4);
+                    }
+                }
+}
+
+/* A prefix is "unfinished" only if some completion is valid. */
+Test(tokenizer, utf8_unfinished_prefixes)
+{
+    for (int b0 = 0; b0 < 256; b0++)
+        for (int b1 = -1; b1 < 256; b1++) {
+            uint8_t p[4] = {(uint8_t)b0, (uint8_t)(b1 < 0 ? 0 : b1), 0, 0};
+            size_t n = b1 < 0 ? 1 : 2;
+            bool completes = false;
+            for (int c2 = 0x80; c2 <= 0xBF && !completes; c2++)
+                for (int c3 = 0x80; c3 <= 0xBF && !completes; c3++) {
+                    uint8_t q[4] = {p[0], n == 2 ? p[1] : (uint8_t)c2, (uint8_t)c2, (uint8_t)c3};
+                    for (size_t m = n + 1; m <= 4 && !completes; m++)
+                        completes = ref_utf8_len(q, m) == (int)m;
+                }
+            if (ref_utf8_len(p, n) > 0) continue;
+            int part = frt_tok_utf8_len(p, n, false);
+            cr_assert_eq(part < 0, completes, "%02x %02x (n=%zu): unfinished %d, completes %d",
+                         p[0], p[1], n, part < 0, completes);
+        }
+}
+
+Test(tokenizer, injected_allocation_failures)
+{
+    frt_tokenizer *t = load("tokenizer.model");
+    int32_t *ids = (int32_t *)1;
+    size_t n = 5;
+    frt_alloc_fail_after(1);
+    cr_assert_eq(frt_tokenizer_encode(t, "hello", 5, true, false, &ids, &n), FRT_ERR_NOMEM);
+    cr_assert_null(ids);
+    cr_assert_eq(n, 0);
+    int32_t some[] = {1, 400, 500};
+    char *text = (char *)1;
+    frt_alloc_fail_after(1);
+    cr_assert_eq(frt_tokenizer_decode(t, some, 3, &text, NULL), FRT_ERR_NOMEM);
+    cr_assert_null(text);
+    frt_alloc_fail_after(0);
+    frt_tokenizer_free(t);
+}
+
+/* Without byte fallback an unknown character is the unknown id, decoded as the model's
+ * unk_surface; a custom BOS piece is found by name. */
+Test(tokenizer, unknown_without_byte_fallback)
+{
+    pbw w = {0};
+    pbw_piece(&w, "<unk>", 5, 0, FRT_PIECE_UNKNOWN);
+    pbw_piece(&w, "[BOS]", 5, 0, FRT_PIECE_CONTROL);
+    pbw_piece(&w, "\xE2\x96\x81", 3, -1, 1);
+    pbw_piece(&w, "a", 1, -2, 1);
+    pbw t = {0};
+    pbw_uint(&t, 3, 2);
+    pbw_bytes(&t, 44, "<?>", 3);
+    pbw_bytes(&t, 46, "[BOS]", 5);
+    pbw_bytes(&w, 2, t.b, t.n);
+    frt_tokenizer *tok;
+    cr_assert_eq(frt_tokenizer_load_model(w.b, w.n, NULL, &tok), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_tokenizer_bos(tok), 1);
+    cr_assert_eq(frt_tokenizer_eos(tok), -1);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(frt_tokenizer_encode(tok, "a\xC3\xA9", 3, true, false, &ids, &n), FRT_OK);
+    int32_t want[] = {1, 2, 3, 0};
+    cr_assert_eq(n, 4);
+    cr_assert_arr_eq(ids, want, sizeof want);
+    char *text;
+    cr_assert_eq(frt_tokenizer_decode(tok, ids, n, &text, NULL), FRT_OK);
+    cr_assert_str_eq(text, "a<?>");
+    frt_free(text);
+    frt_free(ids);
+    cr_assert_eq(frt_tokenizer_encode(tok, "a", 1, false, true, &ids, &n), FRT_ERR_INVALID_ARG);
+    frt_tokenizer_free(tok);
+    free(t.b);
+    free(w.b);
+}
+
+/* Newer Hugging Face files spell the space handling as a Metaspace pre-tokenizer, and may
+ * add tokens beyond the BPE vocabulary. */
+Test(tokenizer, json_metaspace_and_added_tokens)
+{
+    const char *json =
+        "{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":false,"
+        "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"\u2581\":2,\"a\":3,\"b\":4,\"ab\":5,\"\u2581ab\":6},"
+        "\"merges\":[\"a b\",\"\u2581 ab\"]},"
+        "\"added_tokens\":[{\"id\":1,\"content\":\"<s>\",\"special\":true},"
+        "{\"id\":7,\"content\":\"<image>\",\"special\":false}],"
+        "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":"
+        "\"\u2581\",\"prepend_scheme\":\"first\",\"split\":false}}";
+    frt_tokenizer *t;
+    cr_assert_eq(frt_tokenizer_load_json(json, strlen(json), NULL, &t), FRT_OK, "%s",
+                 frt_last_error());
+    cr_assert_eq(frt_tokenizer_vocab_size(t), 8);
+    cr_assert_eq(frt_tokenizer_piece_type(t, 7), FRT_PIECE_USER_DEFINED);
+    cr_assert_eq(frt_tokenizer_bos(t), 1);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(frt_tokenizer_encode(t, "ab<image> ab", 12, true, false, &ids, &n), FRT_OK);
+    int32_t want[] = {1, 6, 7, 6};
+    cr_assert_eq(n, 4);
+    cr_assert_arr_eq(ids, want, sizeof want);
+    char *text;
+    cr_assert_eq(frt_tokenizer_decode(t, ids, n, &text, NULL), FRT_OK);
+    cr_assert_str_eq(text, "ab<image> ab");
+    frt_free(text);
+    frt_free(ids);
+    frt_tokenizer_free(t);
+}
+
+typedef struct {
+    const frt_tokenizer *t;
+    int failures;
+} thread_arg;
+
+static void *encode_loop(void *p)
+{
+    thread_arg *a = p;
+    static const char *const texts[] = {"hello world", "  \xF0\x9F\x98\x80 <image> 42\n",
+                                        "the model reads frames"};
+    int32_t *first[3] = {0};
+    size_t nfirst[3] = {0};
+    for (int it = 0; it < 300; it++) {
+        int k = it % 3;
+        int32_t *ids;
+        size_t n;
+        if (frt_tokenizer_encode(a->t, texts[k], strlen(texts[k]), true, true, &ids, &n)) {
+            a->failures++;
+            continue;
+        }
+        if (!first[k]) {
+            first[k] = ids;
+            nfirst[k] = n;
+            continue;
+        }
+        if (n != nfirst[k] || memcmp(ids, first[k], n * sizeof *ids)) a->failures++;
+        frt_free(ids);
+    }
+    for (int k = 0; k < 3; k++) frt_free(first[k]);
+    return NULL;
+}
+
+/* One tokenizer, used from several threads at once. */
+Test(tokenizer, shared_between_threads)
+{
+    frt_tokenizer *t = load("tokenizer.model");
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){t, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, encode_loop, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(args[i].failures, 0);
+    }
+    frt_tokenizer_free(t);
 }

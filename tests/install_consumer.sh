@@ -39,7 +39,18 @@ pcdir=$(dirname "$(find "$tmp/prefix" -name flashrt.pc | head -n 1)")
 export PKG_CONFIG_PATH="$pcdir"
 cc "$tmp/consumer/main.c" -o "$tmp/consumer/pc-shared" $(pkg-config --cflags --libs flashrt)
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer/pc-shared"
-cc "$tmp/consumer/main.c" -o "$tmp/consumer/pc-static" $(pkg-config --cflags flashrt) \
-  "$libdir/libflashrt.a" $(pkg-config --static --libs flashrt | sed "s/-lflashrt//")
-"$tmp/consumer/pc-static"
-echo "install consumer: find_package, pkg-config shared and static all build and run"
+# Static: through the exported CMake target (its dependencies link as the
+# system's shared libraries; Debian ships no static FFmpeg dependency chain,
+# so `pkg-config --static` cannot work for any FFmpeg consumer here).
+cat > "$tmp/consumer/CMakeLists.txt" <<'C'
+cmake_minimum_required(VERSION 3.22)
+project(consumer C)
+find_package(flashrt REQUIRED)
+add_executable(consumer_static main.c)
+target_link_libraries(consumer_static PRIVATE flashrt::flashrt_static)
+C
+rm -rf "$tmp/consumer/build"
+cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/consumer/build" >/dev/null
+"$tmp/consumer/build/consumer_static"
+echo "install consumer: find_package (shared and static) and pkg-config build and run"

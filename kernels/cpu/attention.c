@@ -45,6 +45,8 @@ static inline float exp2_scalar(float x)
 #define ATTN_QK_NV         4
 #define ATTN_PV_MR         4
 #define ATTN_PV_NV         4
+#define ATTN_PV_NV1        4
+#define V_SUM_LANES(acc)   ((acc)[0])
 #define ATTN_FN(name)      attn1_##name
 #define FRT_ATTN_TABLE     frt_attn_kernels_scalar
 #define FRT_ATTN_BODY
@@ -244,7 +246,7 @@ static void flash_task(flash_job *j, float *ws, int64_t task)
         bool diag = p->causal && k0 + jn - 1 > p->q_pos0 + q0;
         kern->softmax(st, bq, jn, diag, diag ? (int)(k0 - p->q_pos0 - q0) : 0, m, l, alpha);
         const float *vp = kv_block(j, a->v, a->v_st, a->v_sh, kvh, k0, jn, vc, &vst);
-        kern->pv(st, 1, bq, bq, vp, vst, jn, d, ob, d, alpha);
+        kern->pv(FRT_F32, st, 1, bq, bq, vp, vst, jn, d, ob, d, alpha);
     }
     for (int i = 0; i < nr; i++) {
         float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
@@ -293,40 +295,44 @@ frt_status frt_cpu_flash_attn(const frt_attn_args *a, frt_pool *pool)
 
 /* ---- decode (split KV) ---------------------------------------------------- */
 
-#define DEC_BK        128 /* keys per block: scores and converted K/V stay in L1/L2 */
-#define DEC_RG        16  /* query rows processed together per pass over a chunk */
+/* Keys per block. A unit walks its key chunk block by block and, within a
+ * block, head by head, so with the usual [token][head][d] cache layout it
+ * streams one contiguous region; each head's rows of the next block are
+ * prefetched while the current one is processed (a 32-key block of 32 heads
+ * x d = 128 is 256 KiB in f16, so two blocks stay within L2). */
+#define DEC_BK        32
+#define DEC_RG        16 /* query rows per pass over a block */
+#define DEC_SUB       16 /* keys per slice of a block between prefetches */
 #define DEC_MIN_CHUNK 512
 
-/* Rows of one K/V head: r = qi * group + head-in-group. A chunk's partial
- * result per row is (m, l, O[d]) with O unnormalised, all in the log2
- * domain; unified chunks use phi as m and keep their true max in m for the
- * range check. */
+/* Rows of one K/V head: r = qi * group + head-in-group; the ones to compute
+ * are list[kvh * rows + t], t < count[kvh]. Each (chunk, head, row) keeps
+ * its partial result (m, l, O[d]) in part, O unnormalised, in the log2
+ * domain; unified chunks accumulate exp2(s - phi) and keep their true max in
+ * m only for the range check. */
 typedef struct decode_job {
     const frt_attn_args *a;
     const frt_attn_kernels *kern;
-    int64_t nk_end, group, rows, nchunk, chunk, nunit;
-    float qscale, phi2;
+    int64_t nk_end, group, rows, nchunk, chunk, nhb, hpb, nunit;
+    float phi2;
     bool unified;
-    const int32_t *list; /* [h_kv][rows]: rows to compute, count[kvh] of them */
+    const int32_t *list;
     const int64_t *count;
-    float *part; /* [h_kv][nchunk][rows][d + 2] */
+    const float *qs; /* [h_kv][rows][d]: q rows of the list, scaled */
+    float *part;     /* [h_kv][nchunk][rows][d + 2] */
     char *scratch;
     size_t per_thread;
     atomic_llong next;
 } decode_job;
 
-static const float *dec_block(const decode_job *j, const void *base, int64_t st, int64_t sh,
-                              int64_t head, int64_t k0, int jn, float *buf, int64_t *rst)
+static void prefetch_rows(const frt_attn_args *a, const void *base, int64_t st, int64_t sh,
+                          int64_t head, int64_t k0, int64_t n)
 {
-    const frt_attn_args *a = j->a;
-    const void *src = kv_row(a, base, k0, st, sh, head);
-    if (a->kv_dtype == FRT_F32) {
-        *rst = st;
-        return src;
+    size_t bytes = (size_t)a->d * (a->kv_dtype == FRT_F32 ? 4 : 2);
+    for (int64_t x = 0; x < n; x++) {
+        const char *row = kv_row(a, base, k0 + x, st, sh, head);
+        for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(row + off, 0, 2);
     }
-    j->kern->convert(a->kv_dtype, src, st, jn, (int)a->d, buf);
-    *rst = a->d;
-    return buf;
 }
 
 static void decode_unit(decode_job *j, float *ws, int64_t u)
@@ -335,58 +341,75 @@ static void decode_unit(decode_job *j, float *ws, int64_t u)
     const frt_attn_params *p = &a->p;
     const frt_attn_kernels *kern = j->kern;
     const int d = (int)a->d;
-    int64_t kvh = u / j->nchunk, ci = u % j->nchunk;
+    const int64_t od = d + 2;
+    int64_t ci = u / j->nhb, hb = u % j->nhb;
     int64_t c0 = ci * j->chunk, c1 = min64(j->nk_end, c0 + j->chunk);
-    float *qs = ws, *s = qs + DEC_RG * d, *kc = s + DEC_RG * DEC_BK, *vc = kc + DEC_BK * d;
-    float *ob = vc + DEC_BK * d, *m = ob + DEC_RG * d, *l = m + DEC_RG, *alpha = l + DEC_RG;
-    int64_t lim[DEC_RG];
-    const int32_t *list = j->list + kvh * j->rows;
+    int64_t h0 = hb * j->hpb, h1 = min64(a->h_kv, h0 + j->hpb);
+    float *s = ws, *kc = s + DEC_RG * DEC_BK;
+    float alpha[DEC_RG], ones[DEC_RG];
+    for (int t = 0; t < DEC_RG; t++) ones[t] = 1.0f;
 
-    for (int64_t t0 = 0; t0 < j->count[kvh]; t0 += DEC_RG) {
-        int nr = (int)min64(DEC_RG, j->count[kvh] - t0);
-        int64_t maxlim = c0;
-        for (int t = 0; t < nr; t++) {
-            int64_t r = list[t0 + t], qi = r / j->group, hh = kvh * j->group + r % j->group;
-            const float *qr = a->q + qi * a->q_st + hh * a->q_sh;
-            for (int c = 0; c < d; c++) qs[t * d + c] = qr[c] * j->qscale;
-            lim[t] = p->causal ? min64(c1, p->q_pos0 + qi + 1) : c1;
-            if (lim[t] > maxlim) maxlim = lim[t];
-            m[t] = -INFINITY;
-            l[t] = 0.0f;
+    for (int64_t kvh = h0; kvh < h1; kvh++)
+        for (int64_t t = 0; t < j->count[kvh]; t++) {
+            float *pp = j->part + ((kvh * j->nchunk + ci) * j->rows + t) * od;
+            pp[0] = -INFINITY;
+            memset(pp + 1, 0, sizeof(float) * (size_t)(d + 1));
         }
-        memset(ob, 0, sizeof(float) * nr * d);
-        for (int64_t k0 = c0; k0 < maxlim; k0 += DEC_BK) {
-            int jn = (int)min64(DEC_BK, maxlim - k0), jnp = (jn + 15) & ~15;
-            int64_t kst, vst;
-            const float *kp = dec_block(j, a->k, a->k_st, a->k_sh, kvh, k0, jn, kc, &kst);
-            kern->dots(qs, nr, kp, kst, jn, d, s, DEC_BK);
-            for (int t = 0; t < nr; t++) {
-                float *sr = s + t * DEC_BK;
-                if (p->mask) {
-                    const float *mr = p->mask + list[t0 + t] / j->group * p->mask_stride + k0;
-                    for (int x = 0; x < jn; x++) sr[x] += mr[x] * (float)FRT_ATTN_LOG2E;
+    for (int64_t k0 = c0; k0 < c1; k0 += DEC_BK) {
+        int jn = (int)min64(DEC_BK, c1 - k0), jnp = (jn + 15) & ~15;
+        int64_t next = min64(DEC_BK, c1 - k0 - jn);
+        for (int64_t kvh = h0; kvh < h1; kvh++) {
+            const int32_t *list = j->list + kvh * j->rows;
+            int64_t cnt = j->count[kvh];
+            if (!cnt) continue;
+            /* Causal: the block may lie past every listed row. */
+            if (p->causal && k0 > p->q_pos0 + list[cnt - 1] / j->group) continue;
+            /* Rows a cache line apart in the same L1 set (a stride of 8 KiB
+             * with 32 heads) would thrash while the score kernel reads 16
+             * of them at once: K is converted (or copied) once into
+             * contiguous f32 rows. The next block's rows are prefetched a
+             * slice at a time between the kernels, so the memory stays
+             * busy while they compute. */
+            for (int x = 0; x < jn; x += DEC_SUB) {
+                prefetch_rows(a, a->k, a->k_st, a->k_sh, kvh, k0 + jn + x,
+                              min64(DEC_SUB, next - x));
+                kern->convert(a->kv_dtype, kv_row(a, a->k, k0 + x, a->k_st, a->k_sh, kvh), a->k_st,
+                              (int)min64(DEC_SUB, jn - x), d, kc + x * d);
+            }
+            for (int64_t t0 = 0; t0 < cnt; t0 += DEC_RG) {
+                int nr = (int)min64(DEC_RG, cnt - t0);
+                float *prow = j->part + ((kvh * j->nchunk + ci) * j->rows + t0) * od;
+                kern->dots(FRT_F32, j->qs + (kvh * j->rows + t0) * d, nr, kc, d, jn, d, s, DEC_BK);
+                for (int t = 0; t < nr; t++) {
+                    float *sr = s + t * DEC_BK, *pp = prow + t * od;
+                    int64_t qi = list[t0 + t] / j->group;
+                    if (p->mask) {
+                        const float *mr = p->mask + qi * p->mask_stride + k0;
+                        for (int x = 0; x < jn; x++) sr[x] += mr[x] * (float)FRT_ATTN_LOG2E;
+                    }
+                    int64_t lim = p->causal ? min64(jn, p->q_pos0 + qi + 1 - k0) : jn;
+                    for (int64_t x = lim > 0 ? lim : 0; x < jnp; x++) sr[x] = -INFINITY;
+                    float bm = kern->vmax(sr, jnp);
+                    if (j->unified) {
+                        pp[0] = fmaxf(pp[0], bm);
+                        pp[1] += kern->exp2_sum(sr, jnp, j->phi2);
+                        alpha[t] = 1.0f;
+                    } else {
+                        float mn = fmaxf(pp[0], bm), ms = fmaxf(mn, -FLT_MAX);
+                        alpha[t] = exp2f(pp[0] - ms);
+                        pp[1] = alpha[t] * pp[1] + kern->exp2_sum(sr, jnp, ms);
+                        pp[0] = mn;
+                    }
                 }
-                for (int64_t x = lim[t] > k0 ? lim[t] - k0 : 0; x < jnp; x++) sr[x] = -INFINITY;
-                float bm = kern->vmax(sr, jnp);
-                if (j->unified) {
-                    m[t] = fmaxf(m[t], bm);
-                    l[t] += kern->exp2_sum(sr, jnp, j->phi2);
-                    alpha[t] = 1.0f;
-                } else {
-                    float mn = fmaxf(m[t], bm), ms = fmaxf(mn, -FLT_MAX);
-                    alpha[t] = exp2f(m[t] - ms);
-                    l[t] = alpha[t] * l[t] + kern->exp2_sum(sr, jnp, ms);
-                    m[t] = mn;
+                for (int x = 0; x < jn; x += DEC_SUB) {
+                    if (t0 == 0)
+                        prefetch_rows(a, a->v, a->v_st, a->v_sh, kvh, k0 + jn + x,
+                                      min64(DEC_SUB, next - x));
+                    kern->pv(a->kv_dtype, s + x, DEC_BK, 1, nr,
+                             kv_row(a, a->v, k0 + x, a->v_st, a->v_sh, kvh), a->v_st,
+                             (int)min64(DEC_SUB, jn - x), d, prow + 2, od, x ? ones : alpha);
                 }
             }
-            const float *vp = dec_block(j, a->v, a->v_st, a->v_sh, kvh, k0, jn, vc, &vst);
-            kern->pv(s, DEC_BK, 1, nr, vp, vst, jn, d, ob, d, alpha);
-        }
-        for (int t = 0; t < nr; t++) {
-            float *pp = j->part + ((kvh * j->nchunk + ci) * j->rows + t0 + t) * (d + 2);
-            pp[0] = m[t];
-            pp[1] = l[t];
-            memcpy(pp + 2, ob + t * d, sizeof(float) * d);
         }
     }
 }
@@ -403,8 +426,23 @@ static void decode_worker(void *arg, int ith, int nth)
     }
 }
 
-static void decode_run(decode_job *j, frt_pool *pool)
+/* Scaled q rows of every head's list, in list order. */
+static void decode_gather_q(decode_job *j, float *qs, float qscale)
 {
+    const frt_attn_args *a = j->a;
+    for (int64_t kvh = 0; kvh < a->h_kv; kvh++)
+        for (int64_t t = 0; t < j->count[kvh]; t++) {
+            int64_t r = j->list[kvh * j->rows + t];
+            int64_t qi = r / j->group, hh = kvh * j->group + r % j->group;
+            const float *qr = a->q + qi * a->q_st + hh * a->q_sh;
+            float *dst = qs + (kvh * j->rows + t) * a->d;
+            for (int64_t c = 0; c < a->d; c++) dst[c] = qr[c] * qscale;
+        }
+}
+
+static void decode_run(decode_job *j, float *qs, float qscale, frt_pool *pool)
+{
+    decode_gather_q(j, qs, qscale);
     atomic_init(&j->next, 0);
     if (pool)
         frt_pool_run(pool, decode_worker, j);
@@ -462,30 +500,36 @@ frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decod
     j.rows = j.group * a->nq;
     if (j.rows > INT32_MAX)
         return frt_error(FRT_ERR_INVALID_ARG, "frt_cpu_decode_attn: too many query rows");
-    j.qscale = (float)(a->p.scale * FRT_ATTN_LOG2E);
+    float qscale = (float)(a->p.scale * FRT_ATTN_LOG2E);
     j.phi2 = (float)(a->p.phi * FRT_ATTN_LOG2E);
+    /* Units: key chunks (of at least DEC_MIN_CHUNK keys) times blocks of
+     * heads, enough that every thread gets several. */
     int nth = pool ? frt_pool_size(pool) : 1;
-    /* Enough chunks that every thread has several units, none tiny. */
-    int64_t want = (4 * (int64_t)nth + a->h_kv - 1) / a->h_kv;
-    int64_t most = (j.nk_end + DEC_MIN_CHUNK - 1) / DEC_MIN_CHUNK;
-    j.nchunk = want < most ? want : most;
+    int64_t want = 4 * (int64_t)nth;
+    j.nchunk = min64(want, (j.nk_end + DEC_MIN_CHUNK - 1) / DEC_MIN_CHUNK);
     if (j.nchunk < 1) j.nchunk = 1;
     j.chunk = (j.nk_end + j.nchunk - 1) / j.nchunk;
-    j.nunit = a->h_kv * j.nchunk;
+    j.nhb = min64((want + j.nchunk - 1) / j.nchunk, a->h_kv);
+    j.hpb = (a->h_kv + j.nhb - 1) / j.nhb;
+    j.nhb = (a->h_kv + j.hpb - 1) / j.hpb;
+    j.nunit = j.nchunk * j.nhb;
 
-    size_t d = (size_t)a->d, nrows = (size_t)(a->h_kv * j.rows), part_n;
-    if (!frt_mul_size(nrows * (size_t)j.nchunk, (d + 2) * sizeof(float), &part_n))
+    size_t d = (size_t)a->d, nrows = (size_t)(a->h_kv * j.rows), part_n, qs_n;
+    if (!frt_mul_size(nrows * (size_t)j.nchunk, (d + 2) * sizeof(float), &part_n) ||
+        !frt_mul_size(nrows, d * sizeof(float), &qs_n))
         return frt_error(FRT_ERR_INVALID_ARG, "frt_cpu_decode_attn: too many query rows");
-    j.per_thread =
-        round64(sizeof(float) * (2 * DEC_RG * d + DEC_RG * DEC_BK + 2 * DEC_BK * d + 3 * DEC_RG));
-    size_t off_list = round64(part_n), off_count = off_list + round64(nrows * sizeof(int32_t));
+    j.per_thread = round64(sizeof(float) * (DEC_RG * DEC_BK + DEC_BK * d));
+    size_t off_qs = round64(part_n), off_list = off_qs + round64(qs_n);
+    size_t off_count = off_list + round64(nrows * sizeof(int32_t));
     size_t off_ws = off_count + round64((size_t)a->h_kv * sizeof(int64_t));
     bool cached;
     char *mem = scratch_get(off_ws + j.per_thread * (size_t)nth, &cached);
     if (!mem) return FRT_ERR_NOMEM;
     j.part = (float *)mem;
+    float *qs = (float *)(mem + off_qs);
     int32_t *list = (int32_t *)(mem + off_list);
     int64_t *count = (int64_t *)(mem + off_count);
+    j.qs = qs;
     j.list = list;
     j.count = count;
     j.scratch = mem + off_ws;
@@ -494,11 +538,11 @@ frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decod
         for (int64_t r = 0; r < j.rows; r++) list[kvh * j.rows + r] = (int32_t)r;
     }
 
-    decode_run(&j, pool);
+    decode_run(&j, qs, qscale, pool);
     int64_t nfall = decode_merge(&j, list, count);
     if (nfall > 0) {
         j.unified = false;
-        decode_run(&j, pool);
+        decode_run(&j, qs, qscale, pool);
         decode_merge(&j, list, count);
     }
     scratch_put(mem, cached);

@@ -41,6 +41,22 @@ static inline float hmax_avx2(__m256 x)
     return _mm_cvtss_f32(s);
 }
 
+/* Lane x of the result is the sum of the lanes of acc[x] (transpose and add). */
+static inline __m256 sum_lanes_avx2(const __m256 *acc)
+{
+    __m256 x[4], y[2];
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm256_add_ps(_mm256_unpacklo_ps(acc[2 * i], acc[2 * i + 1]),
+                             _mm256_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+    for (int i = 0; i < 2; i++) {
+        __m256d a = _mm256_castps_pd(x[2 * i]), b = _mm256_castps_pd(x[2 * i + 1]);
+        y[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(y[0], y[1], 0x20),
+                         _mm256_permute2f128_ps(y[0], y[1], 0x31));
+}
+
 #define V              __m256
 #define VW             8
 #define V_LOAD(p)      _mm256_loadu_ps(p)
@@ -62,11 +78,13 @@ static inline float hmax_avx2(__m256 x)
 #define V_CVT_BF16(p)                                                                              \
     _mm256_castsi256_ps(                                                                           \
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
-#define ATTN_QK_MR     3
-#define ATTN_QK_NV     4
-#define ATTN_PV_MR     3
-#define ATTN_PV_NV     4
-#define ATTN_FN(name)  attn256_##name
-#define FRT_ATTN_TABLE frt_attn_kernels_avx2
+#define ATTN_QK_MR       3
+#define ATTN_QK_NV       4
+#define ATTN_PV_MR       3
+#define ATTN_PV_NV       4
+#define ATTN_PV_NV1      8
+#define V_SUM_LANES(acc) sum_lanes_avx2(acc)
+#define ATTN_FN(name)    attn256_##name
+#define FRT_ATTN_TABLE   frt_attn_kernels_avx2
 #define FRT_ATTN_BODY
 #include "attention_impl.h"

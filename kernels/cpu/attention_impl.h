@@ -38,14 +38,16 @@ typedef struct frt_attn_kernels {
     void (*softmax)(float *st, int bq, int jn, bool diag, int rel, float *m, float *l,
                     float *alpha);
     /* o[r*od + c] = alpha[r] * o[r*od + c] + sum_j p[r*pr + j*pj] * v[j*vst + c]
-     * for r < nr, c < d (d a multiple of 16). */
-    void (*pv)(const float *p, int64_t pr, int64_t pj, int nr, const float *v, int64_t vst, int jn,
-               int d, float *o, int64_t od, const float *alpha);
-    /* dst[j*d + c] = src row j (stride st elements) converted to f32, j < n. */
+     * for r < nr, c < d (d a multiple of 16); v in dtype t, converted as it
+     * is loaded. */
+    void (*pv)(frt_dtype t, const float *p, int64_t pr, int64_t pj, int nr, const void *v,
+               int64_t vst, int jn, int d, float *o, int64_t od, const float *alpha);
+    /* dst[j*d + c] = src row j (stride st elements) in dtype t as f32, j < n. */
     void (*convert)(frt_dtype t, const void *src, int64_t st, int n, int d, float *dst);
-    /* s[r*sst + j] = sum_c q[r*d + c] * k[j*kst + c], r < nr, j < jn. */
-    void (*dots)(const float *q, int nr, const float *k, int64_t kst, int jn, int d, float *s,
-                 int64_t sst);
+    /* s[r*sst + j] = sum_c q[r*d + c] * k[j*kst + c], r < nr, j < jn; k in
+     * dtype t. */
+    void (*dots)(frt_dtype t, const float *q, int nr, const void *k, int64_t kst, int jn, int d,
+                 float *s, int64_t sst);
     /* max of x[0..n), n a multiple of 16. */
     float (*vmax)(const float *x, int n);
     /* x[i] = exp2(x[i] - m) for i < n (a multiple of 16); returns the sum. */
@@ -71,8 +73,10 @@ void frt_attn_set_tiles(int bq, int bk);
  *   V_MASK_LT(a, b, x)    lanes where a < b become -inf, others x
  *   V_HSUM(x) V_HMAX(x)   horizontal sum and max
  *   V_CVT_F16(p) V_CVT_BF16(p)  VW halves at p to f32
+ *   V_SUM_LANES(acc)      of VW vectors acc[x], the vector of their sums
  *   ATTN_QK_MR, ATTN_QK_NV  S^T micro-tile: keys x query vectors
  *   ATTN_PV_MR, ATTN_PV_NV  P V micro-tile: rows x output vectors
+ *   ATTN_PV_NV1           output vectors of the one-row P V tile (decode)
  *   ATTN_FN(name)         per-ISA static name
  */
 #include <float.h>
@@ -161,108 +165,157 @@ static void ATTN_FN(softmax)(float *st, int bq, int jn, bool diag, int rel, floa
     }
 }
 
-ATTN_INLINE void ATTN_FN(pv_tile)(const float *p, int64_t pr, int64_t pj, const float *v,
-                                  int64_t vst, int jn, float *o, int64_t od, const float *alpha,
-                                  int r0, int c0, const int mr, const int nv)
+/* VW elements of a K or V row as f32; kind (0 f32, 1 f16, 2 bf16) is a
+ * constant after inlining. */
+ATTN_INLINE V ATTN_FN(ld)(const void *p, int64_t i, const int kind)
 {
-    V acc[ATTN_PV_MR][ATTN_PV_NV];
+    if (kind == 1) return V_CVT_F16((const uint16_t *)p + i);
+    if (kind == 2) return V_CVT_BF16((const uint16_t *)p + i);
+    return V_LOAD((const float *)p + i);
+}
+
+#define ATTN_PV_NVMAX (ATTN_PV_NV1 > ATTN_PV_NV ? ATTN_PV_NV1 : ATTN_PV_NV)
+
+ATTN_INLINE void ATTN_FN(pv_tile)(const float *p, int64_t pr, int64_t pj, const void *v,
+                                  int64_t vst, int jn, float *o, int64_t od, const float *alpha,
+                                  int r0, int c0, const int mr, const int nv, const int kind)
+{
+    V acc[ATTN_PV_MR][ATTN_PV_NVMAX];
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         V a = V_SET1(alpha[r0 + r]);
         const float *orow = o + (int64_t)(r0 + r) * od + c0;
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int x = 0; x < nv; x++) acc[r][x] = V_MUL(a, V_LOAD(orow + x * VW));
     }
     const float *pp = p + (int64_t)r0 * pr;
-    const float *vv = v + c0;
-    for (int j = 0; j < jn; j++, pp += pj, vv += vst) {
-        V vx[ATTN_PV_NV];
-#pragma GCC unroll 8
-        for (int x = 0; x < nv; x++) vx[x] = V_LOAD(vv + x * VW);
+    int64_t vo = c0;
+    for (int j = 0; j < jn; j++, pp += pj, vo += vst) {
+        V vx[ATTN_PV_NVMAX];
+#pragma GCC unroll 16
+        for (int x = 0; x < nv; x++) vx[x] = ATTN_FN(ld)(v, vo + x * VW, kind);
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             V pb = V_SET1(pp[r * pr]);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
             for (int x = 0; x < nv; x++) acc[r][x] = V_FMA(pb, vx[x], acc[r][x]);
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int x = 0; x < nv; x++) V_STORE(o + (int64_t)(r0 + r) * od + c0 + x * VW, acc[r][x]);
 }
 
-/* One row block of P V over every output column panel, the last panel
- * narrower when d / VW is not a multiple of ATTN_PV_NV. */
-ATTN_INLINE void ATTN_FN(pv_rows)(const float *p, int64_t pr, int64_t pj, const float *v,
+/* One row block of P V over every output column panel: panels of nvb
+ * vectors, then narrower ones for the rest of d / VW. */
+ATTN_INLINE void ATTN_FN(pv_rows)(const float *p, int64_t pr, int64_t pj, const void *v,
                                   int64_t vst, int jn, int d, float *o, int64_t od,
-                                  const float *alpha, int r0, const int mr)
+                                  const float *alpha, int r0, const int mr, const int nvb,
+                                  const int kind)
 {
     int nvec = d / VW, c = 0;
-    for (; c + ATTN_PV_NV <= nvec; c += ATTN_PV_NV)
-        ATTN_FN(pv_tile)(p, pr, pj, v, vst, jn, o, od, alpha, r0, c * VW, mr, ATTN_PV_NV);
+#define ATTN_PV_TILE(nv)                                                                           \
+    ATTN_FN(pv_tile)(p, pr, pj, v, vst, jn, o, od, alpha, r0, c * VW, mr, nv, kind)
+    for (; c + nvb <= nvec; c += nvb) ATTN_PV_TILE(nvb);
+    if (nvb > 4 && nvec - c >= 4) {
+        ATTN_PV_TILE(4);
+        c += 4;
+    }
     switch (nvec - c) {
     case 0: break;
-#if ATTN_PV_NV > 3
-    case 3: ATTN_FN(pv_tile)(p, pr, pj, v, vst, jn, o, od, alpha, r0, c * VW, mr, 3); break;
-#endif
-#if ATTN_PV_NV > 2
-    case 2: ATTN_FN(pv_tile)(p, pr, pj, v, vst, jn, o, od, alpha, r0, c * VW, mr, 2); break;
-#endif
-    default:
-        for (; c < nvec; c++)
-            ATTN_FN(pv_tile)(p, pr, pj, v, vst, jn, o, od, alpha, r0, c * VW, mr, 1);
-        break;
+    case 3: ATTN_PV_TILE(3); break;
+    case 2: ATTN_PV_TILE(2); break;
+    default: ATTN_PV_TILE(1); break;
     }
+#undef ATTN_PV_TILE
 }
 
-static void ATTN_FN(pv)(const float *p, int64_t pr, int64_t pj, int nr, const float *v, int64_t vst,
-                        int jn, int d, float *o, int64_t od, const float *alpha)
+ATTN_INLINE void ATTN_FN(pv_kind)(const float *p, int64_t pr, int64_t pj, int nr, const void *v,
+                                  int64_t vst, int jn, int d, float *o, int64_t od,
+                                  const float *alpha, const int kind)
 {
     int r = 0;
     for (; r + ATTN_PV_MR <= nr; r += ATTN_PV_MR)
-        ATTN_FN(pv_rows)(p, pr, pj, v, vst, jn, d, o, od, alpha, r, ATTN_PV_MR);
-    for (; r < nr; r++) ATTN_FN(pv_rows)(p, pr, pj, v, vst, jn, d, o, od, alpha, r, 1);
+        ATTN_FN(pv_rows)(p, pr, pj, v, vst, jn, d, o, od, alpha, r, ATTN_PV_MR, ATTN_PV_NV, kind);
+    for (; r < nr; r++)
+        ATTN_FN(pv_rows)(p, pr, pj, v, vst, jn, d, o, od, alpha, r, 1, ATTN_PV_NV1, kind);
+}
+
+static void ATTN_FN(pv)(frt_dtype t, const float *p, int64_t pr, int64_t pj, int nr, const void *v,
+                        int64_t vst, int jn, int d, float *o, int64_t od, const float *alpha)
+{
+    if (t == FRT_F16)
+        ATTN_FN(pv_kind)(p, pr, pj, nr, v, vst, jn, d, o, od, alpha, 1);
+    else if (t == FRT_BF16)
+        ATTN_FN(pv_kind)(p, pr, pj, nr, v, vst, jn, d, o, od, alpha, 2);
+    else
+        ATTN_FN(pv_kind)(p, pr, pj, nr, v, vst, jn, d, o, od, alpha, 0);
 }
 
 static void ATTN_FN(convert)(frt_dtype t, const void *src, int64_t st, int n, int d, float *dst)
 {
     for (int j = 0; j < n; j++, dst += d) {
-        const uint16_t *s = (const uint16_t *)src + (int64_t)j * st;
+        const uint16_t *h = (const uint16_t *)src + (int64_t)j * st;
+        const float *f = (const float *)src + (int64_t)j * st;
         if (t == FRT_F16)
-            for (int c = 0; c < d; c += VW) V_STORE(dst + c, V_CVT_F16(s + c));
+            for (int c = 0; c < d; c += VW) V_STORE(dst + c, V_CVT_F16(h + c));
+        else if (t == FRT_BF16)
+            for (int c = 0; c < d; c += VW) V_STORE(dst + c, V_CVT_BF16(h + c));
         else
-            for (int c = 0; c < d; c += VW) V_STORE(dst + c, V_CVT_BF16(s + c));
+            for (int c = 0; c < d; c += VW) V_STORE(dst + c, V_LOAD(f + c));
     }
 }
 
-ATTN_INLINE void ATTN_FN(dots_n)(const float *q, int nr, const float *k, int64_t kst, int j, int d,
-                                 float *s, int64_t sst, const int nk)
+/* VW keys at once: one accumulator per key, reduced together by
+ * V_SUM_LANES into one vector of VW scores. */
+ATTN_INLINE void ATTN_FN(dots_vw)(const float *q, int nr, const void *k, int64_t kst, int j, int d,
+                                  float *s, int64_t sst, const int kind)
 {
-    const float *kr[4];
-#pragma GCC unroll 4
-    for (int x = 0; x < nk; x++) kr[x] = k + (int64_t)(j + x) * kst;
     for (int r = 0; r < nr; r++) {
         const float *qr = q + (int64_t)r * d;
-        V acc[4];
-#pragma GCC unroll 4
-        for (int x = 0; x < nk; x++) acc[x] = V_ZERO();
+        V acc[VW];
+#pragma GCC unroll 16
+        for (int x = 0; x < VW; x++) acc[x] = V_ZERO();
         for (int c = 0; c < d; c += VW) {
             V qv = V_LOAD(qr + c);
-#pragma GCC unroll 4
-            for (int x = 0; x < nk; x++) acc[x] = V_FMA(qv, V_LOAD(kr[x] + c), acc[x]);
+#pragma GCC unroll 16
+            for (int x = 0; x < VW; x++)
+                acc[x] = V_FMA(qv, ATTN_FN(ld)(k, (int64_t)(j + x) * kst + c, kind), acc[x]);
         }
-#pragma GCC unroll 4
-        for (int x = 0; x < nk; x++) s[(int64_t)r * sst + j + x] = V_HSUM(acc[x]);
+        V_STORE(s + (int64_t)r * sst + j, V_SUM_LANES(acc));
     }
 }
 
-static void ATTN_FN(dots)(const float *q, int nr, const float *k, int64_t kst, int jn, int d,
-                          float *s, int64_t sst)
+ATTN_INLINE void ATTN_FN(dots_1)(const float *q, int nr, const void *k, int64_t kst, int j, int d,
+                                 float *s, int64_t sst, const int kind)
+{
+    for (int r = 0; r < nr; r++) {
+        const float *qr = q + (int64_t)r * d;
+        V acc = V_ZERO();
+        for (int c = 0; c < d; c += VW)
+            acc = V_FMA(V_LOAD(qr + c), ATTN_FN(ld)(k, (int64_t)j * kst + c, kind), acc);
+        s[(int64_t)r * sst + j] = V_HSUM(acc);
+    }
+}
+
+ATTN_INLINE void ATTN_FN(dots_kind)(const float *q, int nr, const void *k, int64_t kst, int jn,
+                                    int d, float *s, int64_t sst, const int kind)
 {
     int j = 0;
-    for (; j + 4 <= jn; j += 4) ATTN_FN(dots_n)(q, nr, k, kst, j, d, s, sst, 4);
-    for (; j < jn; j++) ATTN_FN(dots_n)(q, nr, k, kst, j, d, s, sst, 1);
+    for (; j + VW <= jn; j += VW) ATTN_FN(dots_vw)(q, nr, k, kst, j, d, s, sst, kind);
+    for (; j < jn; j++) ATTN_FN(dots_1)(q, nr, k, kst, j, d, s, sst, kind);
+}
+
+static void ATTN_FN(dots)(frt_dtype t, const float *q, int nr, const void *k, int64_t kst, int jn,
+                          int d, float *s, int64_t sst)
+{
+    if (t == FRT_F16)
+        ATTN_FN(dots_kind)(q, nr, k, kst, jn, d, s, sst, 1);
+    else if (t == FRT_BF16)
+        ATTN_FN(dots_kind)(q, nr, k, kst, jn, d, s, sst, 2);
+    else
+        ATTN_FN(dots_kind)(q, nr, k, kst, jn, d, s, sst, 0);
 }
 
 static float ATTN_FN(vmax)(const float *x, int n)

@@ -1,10 +1,257 @@
-/* Placeholder until the gemm benchmark lands. */
+/* frt-bench gemm: frt_cpu_gemm on the models' shapes against the limits
+ * measured in this run, and OpenBLAS sgemm on the same shapes.
+ *
+ * y[M,N] = x[M,K] w[N,K]^T with w in PyTorch Linear layout, as the models
+ * call it. Rows with M >= 256 are compute-bound: ratio = GFLOP/s over the
+ * FMA peak (bf16 rows also give it over the bf16 dot peak, and over the f32
+ * row of the same shape). Rows with small M are weight-streaming: ratio =
+ * weight bytes per second over the DRAM read bandwidth; several copies of
+ * the weights are cycled so that together they are far larger than the
+ * caches, and every byte is touched before timing. Each case is run once to
+ * warm up, then the best of --reps runs is kept (machines here are shared,
+ * and interference only ever slows a run down). */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "alloc.h"
 #include "bench.h"
+#include "gemm.h"
+#include "tensor.h"
+#include "threadpool.h"
+
+#ifdef FRT_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* Weights of a streaming case, all copies together, at least this large:
+ * three times the 32 MiB L3 of the build machines. */
+#define STREAM_BYTES ((size_t)96 << 20)
+#define MAX_COPIES   4
+
+typedef struct {
+    int64_t M, N, K;
+} shape;
+
+static const shape shapes[] = {
+    {256, 1024, 1024}, /* ViT-sized block */
+    {681, 4096, 4096}, /* prefill of the 681 visual tokens, 7B projection */
+    {1, 4096, 4096},   /* decode, attention projection */
+    {1, 11008, 4096},  /* decode, MLP up projection */
+};
+
+typedef struct {
+    bool json, f16;
+    int reps; /* 0: automatic */
+    const char *filter;
+} gemm_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: frt-bench gemm [--json] [--reps N] [--shapes SUBSTR] [--f16]\n"
+               "  frt_cpu_gemm with f32 and bf16 weights (--f16: f16 too) and OpenBLAS sgemm\n"
+               "  on MxNxK = 256x1024x1024, 681x4096x4096, 1x4096x4096, 1x11008x4096.\n"
+               "  --reps N        timed runs per case after one warm-up (default: as many\n"
+               "                  as fit in about half a second, 3 to 20)\n"
+               "  --shapes SUBSTR only shapes whose 'MxNxK' contains SUBSTR\n"
+               "  Threads: FRT_THREADS (OpenBLAS is given the same number).\n");
+}
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
+    }
+}
+
+/* n weights of dtype t, random, every page touched. NULL when out of memory. */
+static void *make_weights(frt_dtype t, size_t n, uint64_t seed)
+{
+    float *f = frt_alloc(n * sizeof(float));
+    if (!f) return NULL;
+    fill(f, n, seed);
+    if (t == FRT_F32) return f;
+    uint16_t *h = frt_alloc(n * sizeof(uint16_t));
+    if (h) {
+        if (t == FRT_F16)
+            frt_f32_to_f16_row(f, h, n);
+        else
+            frt_f32_to_bf16_row(f, h, n);
+    }
+    frt_free(f);
+    return h;
+}
+
+typedef struct {
+    frt_gemm_args a;
+    void *w[MAX_COPIES];
+    int copies;
+    float *x, *y;
+    bool blas;
+    int next;
+} gemm_case;
+
+static void case_free(gemm_case *c)
+{
+    for (int i = 0; i < c->copies; i++) frt_free(c->w[i]);
+    frt_free(c->x);
+    frt_free(c->y);
+}
+
+static bool case_make(gemm_case *c, const shape *s, frt_dtype t, bool streaming)
+{
+    memset(c, 0, sizeof *c);
+    size_t wbytes = (size_t)(s->N * s->K) * frt_dtype_size(t);
+    c->copies = streaming ? (int)((STREAM_BYTES + wbytes - 1) / wbytes) : 1;
+    if (c->copies > MAX_COPIES) c->copies = MAX_COPIES;
+    int made = 0;
+    for (; made < c->copies; made++)
+        if (!(c->w[made] = make_weights(t, (size_t)(s->N * s->K), 7 + (uint64_t)made))) break;
+    c->copies = made;
+    c->x = frt_alloc((size_t)(s->M * s->K) * sizeof(float));
+    c->y = frt_alloc((size_t)(s->M * s->N) * sizeof(float));
+    if (made == 0 || !c->x || !c->y) {
+        case_free(c);
+        return false;
+    }
+    fill(c->x, (size_t)(s->M * s->K), 3);
+    memset(c->y, 0, (size_t)(s->M * s->N) * sizeof(float));
+    c->a = (frt_gemm_args){s->M, s->N, s->K, c->x, s->K, c->w[0], t, s->K, NULL, c->y, s->N, false};
+    return true;
+}
+
+/* One run on the next weight copy; seconds, or -1 on failure. */
+static double run_once(gemm_case *c, frt_pool *pool)
+{
+    c->a.w = c->w[c->next];
+    c->next = (c->next + 1) % c->copies;
+    double t0 = bench_now();
+#ifdef FRT_HAVE_OPENBLAS
+    if (c->blas) {
+        const frt_gemm_args *a = &c->a;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)a->M, (int)a->N, (int)a->K, 1.0f,
+                    a->x, (int)a->ldx, a->w, (int)a->ldw, 0.0f, a->y, (int)a->ldy);
+        return bench_now() - t0;
+    }
+#endif
+    if (frt_cpu_gemm(&c->a, pool) != FRT_OK) return -1;
+    return bench_now() - t0;
+}
+
+/* Warm-up, then the best of `reps` (0: about half a second's worth). */
+static double time_best(gemm_case *c, frt_pool *pool, int reps)
+{
+    double best = run_once(c, pool);
+    if (best < 0) return -1;
+    if (reps <= 0) {
+        reps = best > 0 ? (int)(0.5 / best) : 20;
+        reps = reps < 3 ? 3 : reps > 20 ? 20 : reps;
+    }
+    for (int i = 0; i < reps; i++) {
+        double t = run_once(c, pool);
+        if (t < 0) return -1;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static const char *dtype_label(frt_dtype t)
+{
+    return t == FRT_F32 ? "f32" : t == FRT_F16 ? "f16" : "bf16";
+}
+
+/* Times one case and prints its row. Returns GFLOP/s (0 if skipped). */
+static double bench_case(bench_out *out, const bench_machine *m, const gemm_opts *o, frt_pool *pool,
+                         const shape *s, frt_dtype t, bool blas, double f32_gflops)
+{
+    bool streaming = s->M < 256;
+    char name[96];
+    snprintf(name, sizeof name, "%s %s %lldx%lldx%lld", blas ? "openblas" : "gemm", dtype_label(t),
+             (long long)s->M, (long long)s->N, (long long)s->K);
+    bench_reset_peak_rss();
+    gemm_case c;
+    if (!case_make(&c, s, t, streaming)) {
+        fprintf(stderr, "frt-bench gemm: %s: out of memory, skipped\n", name);
+        return 0;
+    }
+    c.blas = blas;
+    double sec = time_best(&c, pool, o->reps);
+    double rss = bench_peak_rss_mb();
+    case_free(&c);
+    if (sec <= 0) {
+        fprintf(stderr, "frt-bench gemm: %s failed: %s\n", name, frt_last_error());
+        return 0;
+    }
+    double gflops = 2.0 * (double)s->M * (double)s->N * (double)s->K / sec * 1e-9;
+    double gbps = (double)(s->N * s->K) * (double)frt_dtype_size(t) / sec * 1e-9;
+    double ratio = streaming ? (m->dram_gbps > 0 ? gbps / m->dram_gbps : 0)
+                             : (m->fma_peak_gflops > 0 ? gflops / m->fma_peak_gflops : 0);
+    char extra[256];
+    int n = snprintf(extra, sizeof extra, "\"vs\": \"%s\", \"gbps\": %.2f, \"weight_copies\": %d",
+                     streaming ? "dram" : "fma_peak", gbps, c.copies);
+    if (t == FRT_BF16 && !streaming && m->bf16_peak_gflops > 0)
+        n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"bf16_peak_ratio\": %.3f",
+                      gflops / m->bf16_peak_gflops);
+    if (t != FRT_F32 && f32_gflops > 0)
+        n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"over_f32\": %.3f",
+                      gflops / f32_gflops);
+    if (blas && f32_gflops > 0)
+        snprintf(extra + n, sizeof extra - (size_t)n, ", \"frt_over_openblas\": %.3f",
+                 f32_gflops / gflops);
+    bench_out_row(out, name, "gflops", gflops, sec * 1e3, ratio, rss, extra);
+    return gflops;
+}
 
 int bench_gemm_main(int argc, char **argv)
 {
-    fprintf(stderr, "frt-bench gemm: not built yet\n");
-    return 2;
+    gemm_opts o = {0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            o.json = true;
+        } else if (!strcmp(argv[i], "--f16")) {
+            o.f16 = true;
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            o.reps = atoi(argv[++i]);
+            if (o.reps < 1) {
+                fprintf(stderr, "frt-bench gemm: --reps needs a positive count\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+            o.filter = argv[++i];
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "frt-bench gemm: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    frt_pool *pool = frt_pool_default();
+#ifdef FRT_HAVE_OPENBLAS
+    openblas_set_num_threads(frt_pool_size(pool));
+#endif
+    bench_machine m;
+    bench_measure_machine(&m);
+    bench_out *out = bench_out_begin("gemm", &m, o.json);
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        char dims[64];
+        snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)s->M, (long long)s->N,
+                 (long long)s->K);
+        if (o.filter && !strstr(dims, o.filter)) continue;
+        double f32 = bench_case(out, &m, &o, pool, s, FRT_F32, false, 0);
+        bench_case(out, &m, &o, pool, s, FRT_BF16, false, f32);
+        if (o.f16) bench_case(out, &m, &o, pool, s, FRT_F16, false, f32);
+#ifdef FRT_HAVE_OPENBLAS
+        bench_case(out, &m, &o, pool, s, FRT_F32, true, f32);
+#endif
+    }
+    bench_out_end(out);
+    return 0;
 }

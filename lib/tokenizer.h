@@ -24,6 +24,17 @@
  * Only BPE models with identity normalization (no precompiled character map,
  * as Llama's) are supported; others fail with FRT_ERR_UNSUPPORTED.
  *
+ * tokenizer.json goes through the same encoder and decoder: its vocabulary
+ * gives the ids, added_tokens the types (special: control, else user-defined),
+ * and a piece's merge priority is the rank of the first merge that makes it
+ * (only such pieces are ever made by merging). For a tokenizer.json converted
+ * from a SentencePiece model, as Llama's are, this gives sentencepiece's ids
+ * (checked on the goldens). Where Hugging Face's own BPE differs it is not
+ * followed: special tokens written in the text are not matched, unknown
+ * characters fall back to bytes after merging rather than before, and decode
+ * follows sentencepiece (" ⁇ " for the unknown piece). Byte-level BPE files
+ * (Llama 3, GPT-2: a ByteLevel pre-tokenizer) fail with FRT_ERR_UNSUPPORTED.
+ *
  * Thread-safety: a loaded frt_tokenizer is immutable; every function taking a
  * const frt_tokenizer * may be called from any number of threads at once. An
  * frt_detok belongs to one thread at a time. */

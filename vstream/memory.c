@@ -1,0 +1,633 @@
+/* The Flash-VStream STAR memory: see memory.h for the rules, and
+ * tools/reference/star_memory.py for the same in PyTorch. */
+#include "memory.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "weights.h"
+
+typedef struct {
+    frt_star_snapshot snap;
+    float *tokens; /* [max_tokens, dim] */
+} star_slot;
+
+struct frt_star {
+    frt_star_config c;
+    int fs; /* floats per input frame: p_spa^2 * dim */
+    int pd; /* floats per temporal point: p_tem^2 * dim */
+    int at; /* abstract tokens per frame: p_abs^2 */
+    int max_tokens;
+    float *q_w, *q_b, *k_w, *k_b;
+    uint64_t rng;
+
+    int64_t frames, long_frames;
+    /* spatial FIFO */
+    float *spa;
+    int64_t *spa_idx;
+    int spa_head, spa_count;
+    /* feature buffer ring */
+    float *buf, *buf_pool;
+    int64_t *buf_idx;
+    int buf_head, buf_count;
+    /* compat: the first n_tem long-term frames */
+    float *early;
+    int early_count;
+    /* temporal */
+    float *cent;     /* [n_tem, pd] state */
+    double *weights; /* [n_tem] */
+    int n_clusters;
+    float *pts;        /* [n_tem + 1, pd] points of one clustering */
+    double *ptw;       /* [n_tem + 1] their weights */
+    float *cen, *newc; /* [n_tem, pd] */
+    double *wsum;      /* [n_tem] */
+    double *dist;      /* [n_tem + 1, n_tem] */
+    int *labels, *perm;
+    unsigned char *used;
+    int n_labels, iters_run;
+    /* abstract */
+    float *abs_mem; /* [n_abs * at, dim] */
+    int abs_filled; /* tokens */
+    float *e;       /* [at, dim] */
+    double *q, *k, *s, *acc;
+    /* scratch */
+    float *pooled; /* [p_tem^2, dim] */
+    /* retrieval result */
+    int n_ret_frames;
+    const float *ret_frame[16];
+    int64_t ret_index[16];
+    /* snapshots */
+    star_slot slots[FRT_STAR_SLOTS];
+    atomic_int ref[FRT_STAR_SLOTS];
+    atomic_int current;
+    int64_t skipped;
+};
+
+void frt_star_config_default(frt_star_config *c, int dim)
+{
+    *c = (frt_star_config){.dim = dim,
+                           .p_spa = 8,
+                           .p_tem = 4,
+                           .p_abs = 1,
+                           .n_spa = 1,
+                           .n_tem = 25,
+                           .n_abs = 25,
+                           .n_ret = 3,
+                           .n_buff = 300,
+                           .hidden = 32,
+                           .alpha = 0.2,
+                           .kmeans_iters = 10,
+                           .kmeans_tol = 1e-4,
+                           .compat = false,
+                           .seed = 0};
+}
+
+frt_status frt_star_config_read(const frt_config *json, frt_star_config *c)
+{
+    frt_star_config n = *c;
+    int64_t v;
+    static const struct {
+        const char *key;
+        size_t off;
+        int64_t lo, hi;
+    } keys[] = {
+        {"mm_hidden_size", offsetof(frt_star_config, dim), 1, 1 << 20},
+        {"compress_size", offsetof(frt_star_config, p_spa), 1, 64},
+        {"compress_long_memory_size", offsetof(frt_star_config, p_tem), 1, 64},
+        {"compress_Turing_memory_size", offsetof(frt_star_config, p_abs), 1, 64},
+        {"video_current_memory_length", offsetof(frt_star_config, n_spa), 0, 1024},
+        {"video_long_memory_length", offsetof(frt_star_config, n_tem), 0, 4096},
+        {"video_Turing_memory_length", offsetof(frt_star_config, n_abs), 0, 4096},
+        {"compress_Turing_hidden_dim", offsetof(frt_star_config, hidden), 1, 1 << 16},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int *field = (int *)((char *)&n + keys[i].off);
+        FRT_TRY(frt_config_int(json, keys[i].key, *field, keys[i].lo, keys[i].hi, &v));
+        *field = (int)v;
+    }
+    FRT_TRY(frt_config_float(json, "compress_Turing_update_ratio", n.alpha, &n.alpha));
+    if (!(n.alpha >= 0 && n.alpha <= 1))
+        return frt_error(FRT_ERR_FORMAT, "compress_Turing_update_ratio %g is outside [0, 1]",
+                         n.alpha);
+    const char *type;
+    FRT_TRY(frt_config_string(json, "video_sample_type", "weighted_kmeans", &type));
+    if (strcmp(type, "weighted_kmeans") != 0)
+        return frt_error(FRT_ERR_UNSUPPORTED,
+                         "video_sample_type \"%s\": only weighted_kmeans is supported", type);
+    if (n.p_spa % n.p_tem || n.p_spa % n.p_abs)
+        return frt_error(FRT_ERR_FORMAT,
+                         "compress_size %d is not a multiple of compress_long_memory_size %d and "
+                         "compress_Turing_memory_size %d",
+                         n.p_spa, n.p_tem, n.p_abs);
+    *c = n;
+    return FRT_OK;
+}
+
+frt_status frt_star_config_check(const frt_star_config *c)
+{
+    if (!c) return frt_error(FRT_ERR_INVALID_ARG, "star memory: config is NULL");
+    if (c->dim < 1 || c->p_spa < 1 || c->p_tem < 1 || c->p_abs < 1 || c->hidden < 1)
+        return frt_error(FRT_ERR_INVALID_ARG, "star memory: dim, sizes and hidden must be >= 1");
+    if (c->p_spa % c->p_tem || c->p_spa % c->p_abs)
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "star memory: p_tem %d and p_abs %d must divide p_spa %d", c->p_tem,
+                         c->p_abs, c->p_spa);
+    if (c->n_spa < 0 || c->n_tem < 0 || c->n_abs < 0 || c->n_buff < 0 || c->n_ret < 0 ||
+        c->n_ret > 16 || c->n_spa > 4096 || c->n_tem > 4096 || c->n_abs > 4096 ||
+        c->n_buff > 1 << 20)
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "star memory: lengths out of range (n_ret at most 16, others <= 4096, "
+                         "n_buff <= 2^20)");
+    if (c->kmeans_iters < 1 || !(c->kmeans_tol >= 0) || !(c->alpha >= 0 && c->alpha <= 1))
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "star memory: kmeans_iters >= 1, kmeans_tol >= 0, alpha in [0, 1]");
+    double tokens = (double)c->n_abs * c->p_abs * c->p_abs +
+                    (double)c->n_tem * c->p_tem * c->p_tem +
+                    (double)(c->n_ret + c->n_spa) * c->p_spa * c->p_spa;
+    if (tokens * c->dim > (double)(1 << 30))
+        return frt_error(FRT_ERR_LIMIT, "star memory: %.0f tokens of %d floats is too large",
+                         tokens, c->dim);
+    return FRT_OK;
+}
+
+int frt_star_tokens_after(const frt_star_config *c, int64_t frames)
+{
+    int64_t spa = frames < c->n_spa ? frames : c->n_spa;
+    int64_t lng = frames - spa;
+    int64_t tem = lng < c->n_tem ? lng : c->n_tem;
+    int64_t abs_ = lng < c->n_abs ? lng : c->n_abs;
+    int64_t ret = 0;
+    if (c->compat || (c->n_buff > 0 && lng > 0)) ret = tem < c->n_ret ? tem : c->n_ret;
+    return (int)(abs_ * c->p_abs * c->p_abs + tem * c->p_tem * c->p_tem +
+                 (ret + spa) * c->p_spa * c->p_spa);
+}
+
+/* splitmix64: a tiny portable generator, the same in the Python reference. */
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Mean of each square block: [p_in^2, dim] -> [p_out^2, dim]; acc [dim]. */
+static void pool(const float *in, int p_in, int p_out, int dim, double *acc, float *out)
+{
+    int k = p_in / p_out;
+    for (int oy = 0; oy < p_out; oy++)
+        for (int ox = 0; ox < p_out; ox++) {
+            for (int c = 0; c < dim; c++) acc[c] = 0;
+            for (int y = oy * k; y < oy * k + k; y++)
+                for (int x = ox * k; x < ox * k + k; x++) {
+                    const float *src = in + ((size_t)y * p_in + x) * dim;
+                    for (int c = 0; c < dim; c++) acc[c] += src[c];
+                }
+            float *dst = out + ((size_t)oy * p_out + ox) * dim;
+            for (int c = 0; c < dim; c++) dst[c] = (float)(acc[c] / (k * k));
+        }
+}
+
+static double sqdist(const float *a, const float *b, int n)
+{
+    double s[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double d = (double)a[i + j] - b[i + j];
+            s[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        s[0] += d * d;
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* Weighted k-means of m->pts (n = n_tem + 1 points, weights m->ptw) back to
+ * k = n_tem clusters; result in m->cent, m->weights, m->labels. */
+static void kmeans(frt_star *m)
+{
+    const int k = m->c.n_tem, n = k + 1, pd = m->pd;
+    for (int i = 0; i < n; i++) m->perm[i] = i;
+    for (int i = 0; i < k; i++) {
+        int j = i + (int)(next_rand(&m->rng) % (uint64_t)(n - i));
+        int t = m->perm[i];
+        m->perm[i] = m->perm[j];
+        m->perm[j] = t;
+    }
+    for (int j = 0; j < k; j++)
+        memcpy(m->cen + (size_t)j * pd, m->pts + (size_t)m->perm[j] * pd,
+               (size_t)pd * sizeof(float));
+
+    double *acc = m->acc;
+    m->iters_run = 0;
+    for (int it = 0; it < m->c.kmeans_iters; it++) {
+        m->iters_run = it + 1;
+        for (int i = 0; i < n; i++) {
+            int best = 0;
+            for (int j = 0; j < k; j++) {
+                double d = sqdist(m->pts + (size_t)i * pd, m->cen + (size_t)j * pd, pd);
+                m->dist[(size_t)i * k + j] = d;
+                if (d < m->dist[(size_t)i * k + best]) best = j;
+            }
+            m->labels[i] = best;
+        }
+        for (int j = 0; j < k; j++) {
+            double ws = 0;
+            for (int i = 0; i < n; i++)
+                if (m->labels[i] == j) ws += m->ptw[i];
+            m->wsum[j] = ws;
+            if (!(ws > 0)) continue;
+            for (int d = 0; d < pd; d++) acc[d] = 0;
+            for (int i = 0; i < n; i++) {
+                if (m->labels[i] != j) continue;
+                const float *x = m->pts + (size_t)i * pd;
+                double w = m->ptw[i];
+                for (int d = 0; d < pd; d++) acc[d] += w * x[d];
+            }
+            float *dst = m->newc + (size_t)j * pd;
+            for (int d = 0; d < pd; d++) dst[d] = (float)(acc[d] / ws);
+        }
+        memset(m->used, 0, (size_t)n);
+        for (int j = 0; j < k; j++) {
+            if (m->wsum[j] > 0) continue;
+            int r;
+            if (m->c.compat) {
+                r = (int)(next_rand(&m->rng) % (uint64_t)n);
+            } else {
+                r = -1;
+                double far = 0;
+                for (int i = 0; i < n; i++) {
+                    double own = m->dist[(size_t)i * k + m->labels[i]];
+                    if (m->used[i]) continue;
+                    if (r < 0 || own > far) {
+                        r = i;
+                        far = own;
+                    }
+                }
+                m->used[r] = 1;
+            }
+            memcpy(m->newc + (size_t)j * pd, m->pts + (size_t)r * pd, (size_t)pd * sizeof(float));
+        }
+        double diff = 0;
+        for (int j = 0; j < k; j++)
+            diff += sqrt(sqdist(m->cen + (size_t)j * pd, m->newc + (size_t)j * pd, pd));
+        float *t = m->cen;
+        m->cen = m->newc;
+        m->newc = t;
+        if (diff < m->c.kmeans_tol) break;
+    }
+    memcpy(m->cent, m->cen, (size_t)k * pd * sizeof(float));
+    memcpy(m->weights, m->wsum, (size_t)k * sizeof(double));
+    m->n_labels = n;
+}
+
+/* M <- M (1 - rowsum W) + W e, W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)). */
+static void attend(frt_star *m)
+{
+    const int rows = m->c.n_abs * m->at, at = m->at, dim = m->c.dim, h = m->c.hidden;
+    for (int r = 0; r < rows + at; r++) {
+        const float *x = r < rows ? m->abs_mem + (size_t)r * dim : m->e + (size_t)(r - rows) * dim;
+        const float *w = r < rows ? m->q_w : m->k_w;
+        const float *b = r < rows ? m->q_b : m->k_b;
+        double *out = r < rows ? m->q + (size_t)r * h : m->k + (size_t)(r - rows) * h;
+        for (int o = 0; o < h; o++) {
+            double s = 0;
+            for (int c = 0; c < dim; c++) s += (double)x[c] * w[(size_t)o * dim + c];
+            out[o] = s + b[o];
+        }
+    }
+    double scale = 1.0 / sqrt((double)h);
+    for (int r = 0; r < rows; r++) {
+        double *s = m->s + (size_t)r * at, mx = -INFINITY, sum = 0, decay = 0;
+        for (int p = 0; p < at; p++) {
+            double d = 0;
+            for (int o = 0; o < h; o++) d += m->q[(size_t)r * h + o] * m->k[(size_t)p * h + o];
+            s[p] = d * scale;
+            if (s[p] > mx) mx = s[p];
+        }
+        for (int p = 0; p < at; p++) sum += (s[p] = exp(s[p] - mx));
+        for (int p = 0; p < at; p++) decay += (s[p] = s[p] / sum * m->c.alpha);
+        float *row = m->abs_mem + (size_t)r * dim;
+        for (int c = 0; c < dim; c++) {
+            double v = 0;
+            for (int p = 0; p < at; p++) v += s[p] * m->e[(size_t)p * dim + c];
+            row[c] = (float)((double)row[c] * (1 - decay) + v);
+        }
+    }
+}
+
+static void enter_long(frt_star *m, const float *frame, int64_t idx)
+{
+    const frt_star_config *c = &m->c;
+    const int fs = m->fs, pd = m->pd;
+    pool(frame, c->p_spa, c->p_tem, c->dim, m->acc, m->pooled);
+    if (c->n_buff > 0) {
+        int pos;
+        if (m->buf_count < c->n_buff) {
+            pos = (m->buf_head + m->buf_count) % c->n_buff;
+            m->buf_count++;
+        } else {
+            pos = m->buf_head;
+            m->buf_head = (m->buf_head + 1) % c->n_buff;
+        }
+        memcpy(m->buf + (size_t)pos * fs, frame, (size_t)fs * sizeof(float));
+        memcpy(m->buf_pool + (size_t)pos * pd, m->pooled, (size_t)pd * sizeof(float));
+        m->buf_idx[pos] = idx;
+    }
+    if (c->compat && m->early_count < c->n_tem)
+        memcpy(m->early + (size_t)m->early_count++ * fs, frame, (size_t)fs * sizeof(float));
+    m->long_frames++;
+
+    if (c->n_tem > 0) {
+        if (m->n_clusters < c->n_tem) {
+            memcpy(m->cent + (size_t)m->n_clusters * pd, m->pooled, (size_t)pd * sizeof(float));
+            m->weights[m->n_clusters++] = 1.0;
+        } else {
+            memcpy(m->pts, m->cent, (size_t)c->n_tem * pd * sizeof(float));
+            memcpy(m->pts + (size_t)c->n_tem * pd, m->pooled, (size_t)pd * sizeof(float));
+            for (int i = 0; i <= c->n_tem; i++)
+                m->ptw[i] = c->compat || i == c->n_tem ? 1.0 : m->weights[i];
+            kmeans(m);
+        }
+    }
+    if (c->n_abs > 0) {
+        int per = m->at;
+        if (m->abs_filled < c->n_abs * per) {
+            pool(frame, c->p_spa, c->p_abs, c->dim, m->acc,
+                 m->abs_mem + (size_t)m->abs_filled * c->dim);
+            m->abs_filled += per;
+        } else {
+            pool(frame, c->p_spa, c->p_abs, c->dim, m->acc, m->e);
+            attend(m);
+        }
+    }
+}
+
+static void retrieve(frt_star *m)
+{
+    const frt_star_config *c = &m->c;
+    int k = m->n_clusters, chosen[16], nc = 0;
+    /* the n_ret heaviest clusters, ties to the lower index */
+    for (int r = 0; r < c->n_ret && r < k; r++) {
+        int best = -1;
+        for (int j = 0; j < k; j++) {
+            int taken = 0;
+            for (int t = 0; t < nc; t++) taken |= chosen[t] == j;
+            if (taken) continue;
+            if (best < 0 || m->weights[j] > m->weights[best]) best = j;
+        }
+        chosen[nc++] = best;
+    }
+    m->n_ret_frames = 0;
+    for (int t = 0; t < nc; t++) {
+        int j = chosen[t];
+        if (c->compat) {
+            m->ret_frame[m->n_ret_frames] = m->early + (size_t)j * m->fs;
+            m->ret_index[m->n_ret_frames++] = j;
+            continue;
+        }
+        if (m->buf_count == 0) break;
+        int best = -1;
+        double bd = 0;
+        for (int b = 0; b < m->buf_count; b++) {
+            int pos = (m->buf_head + b) % c->n_buff;
+            double d =
+                sqdist(m->buf_pool + (size_t)pos * m->pd, m->cent + (size_t)j * m->pd, m->pd);
+            if (best < 0 || d <= bd) {
+                best = pos;
+                bd = d;
+            }
+        }
+        m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best * m->fs;
+        m->ret_index[m->n_ret_frames++] = m->buf_idx[best];
+    }
+}
+
+static void put(float **dst, const float *src, size_t n)
+{
+    memcpy(*dst, src, n * sizeof(float));
+    *dst += n;
+}
+
+/* Fill a free slot with the current state and publish it; skip (and count)
+ * when every other slot is pinned. */
+static void publish(frt_star *m, double time_s)
+{
+    const frt_star_config *c = &m->c;
+    int cur = atomic_load(&m->current), slot = -1;
+    for (int i = 0; i < FRT_STAR_SLOTS; i++)
+        if (i != cur && atomic_load(&m->ref[i]) == 0) {
+            slot = i;
+            break;
+        }
+    if (slot < 0) {
+        m->skipped++;
+        return;
+    }
+    star_slot *s = &m->slots[slot];
+    float *dst = s->tokens;
+    const int dim = c->dim, fs = m->fs;
+    frt_star_snapshot *sn = &s->snap;
+    put(&dst, m->abs_mem, (size_t)m->abs_filled * dim);
+    sn->n_abstract = m->abs_filled;
+    put(&dst, m->cent, (size_t)m->n_clusters * m->pd);
+    sn->n_temporal = m->n_clusters * c->p_tem * c->p_tem;
+    for (int r = 0; r < m->n_ret_frames; r++) {
+        put(&dst, m->ret_frame[r], (size_t)fs);
+        sn->ret_index[r] = m->ret_index[r];
+    }
+    sn->n_ret_frames = m->n_ret_frames;
+    sn->n_retrieved = m->n_ret_frames * c->p_spa * c->p_spa;
+    int oldest = (m->spa_head - m->spa_count + c->n_spa) % (c->n_spa ? c->n_spa : 1);
+    for (int i = 0; i < m->spa_count; i++)
+        put(&dst, m->spa + (size_t)((oldest + i) % c->n_spa) * fs, (size_t)fs);
+    sn->n_spatial = m->spa_count * c->p_spa * c->p_spa;
+    sn->n_tokens = sn->n_abstract + sn->n_temporal + sn->n_retrieved + sn->n_spatial;
+    sn->frames = m->frames;
+    sn->time_s = time_s;
+    atomic_store(&m->current, slot);
+}
+
+frt_status frt_star_push(frt_star *m, const float *frame, double time_s)
+{
+    if (!m || !frame) return frt_error(FRT_ERR_INVALID_ARG, "star push: NULL memory or frame");
+    const frt_star_config *c = &m->c;
+    const int fs = m->fs;
+    m->n_labels = 0;
+    int64_t idx = m->frames++;
+    if (c->n_spa == 0) {
+        enter_long(m, frame, idx);
+    } else {
+        float *slot = m->spa + (size_t)m->spa_head * fs;
+        if (m->spa_count == c->n_spa)
+            enter_long(m, slot, m->spa_idx[m->spa_head]);
+        else
+            m->spa_count++;
+        memcpy(slot, frame, (size_t)fs * sizeof(float));
+        m->spa_idx[m->spa_head] = idx;
+        m->spa_head = (m->spa_head + 1) % c->n_spa;
+    }
+    retrieve(m);
+    publish(m, time_s);
+    return FRT_OK;
+}
+
+const frt_star_snapshot *frt_star_acquire(frt_star *m)
+{
+    for (;;) {
+        int cur = atomic_load(&m->current);
+        atomic_fetch_add(&m->ref[cur], 1);
+        if (atomic_load(&m->current) == cur) return &m->slots[cur].snap;
+        atomic_fetch_sub(&m->ref[cur], 1);
+    }
+}
+
+void frt_star_release(frt_star *m, const frt_star_snapshot *s)
+{
+    if (!m || !s) return;
+    for (int i = 0; i < FRT_STAR_SLOTS; i++)
+        if (s == &m->slots[i].snap) {
+            atomic_fetch_sub(&m->ref[i], 1);
+            return;
+        }
+}
+
+frt_status frt_star_copy(frt_star *m, float *dst, int cap_tokens, frt_star_snapshot *info)
+{
+    if (!m || !info || (!dst && cap_tokens > 0))
+        return frt_error(FRT_ERR_INVALID_ARG, "star copy: NULL argument");
+    const frt_star_snapshot *s = frt_star_acquire(m);
+    if (s->n_tokens > cap_tokens) {
+        int need = s->n_tokens;
+        frt_star_release(m, s);
+        return frt_error(FRT_ERR_LIMIT, "star copy: %d tokens do not fit in %d", need, cap_tokens);
+    }
+    *info = *s;
+    memcpy(dst, s->tokens, (size_t)s->n_tokens * s->dim * sizeof(float));
+    info->tokens = dst;
+    frt_star_release(m, s);
+    return FRT_OK;
+}
+
+void frt_star_inspect(const frt_star *m, frt_star_state *out)
+{
+    *out = (frt_star_state){.n_clusters = m->n_clusters,
+                            .centroids = m->cent,
+                            .weights = m->weights,
+                            .n_labels = m->n_labels,
+                            .labels = m->labels,
+                            .kmeans_iters_run = m->n_labels ? m->iters_run : 0,
+                            .n_abstract_slots = m->abs_filled,
+                            .abstract = m->abs_mem,
+                            .frames = m->frames,
+                            .long_frames = m->long_frames,
+                            .skipped_publish = m->skipped};
+}
+
+static void *zalloc(size_t count, size_t size, bool *ok)
+{
+    void *p = frt_calloc(count ? count : 1, size);
+    if (!p) *ok = false;
+    return p;
+}
+
+frt_status frt_star_create(const frt_star_config *c, const float *q_w, const float *q_b,
+                           const float *k_w, const float *k_b, frt_star **out)
+{
+    if (!out) return frt_error(FRT_ERR_INVALID_ARG, "star create: out is NULL");
+    *out = NULL;
+    FRT_TRY(frt_star_config_check(c));
+    if (!q_w || !q_b || !k_w || !k_b)
+        return frt_error(FRT_ERR_INVALID_ARG, "star create: q/k weights are NULL");
+    frt_star *m = frt_calloc(1, sizeof *m);
+    if (!m) return FRT_ERR_NOMEM;
+    m->c = *c;
+    m->fs = c->p_spa * c->p_spa * c->dim;
+    m->pd = c->p_tem * c->p_tem * c->dim;
+    m->at = c->p_abs * c->p_abs;
+    m->max_tokens = frt_star_tokens_after(c, INT64_MAX / 2);
+    m->rng = c->seed;
+    const size_t hd = (size_t)c->hidden * c->dim, K = (size_t)c->n_tem;
+    size_t accn = (size_t)(m->pd > c->dim ? m->pd : c->dim);
+    bool ok = true;
+    m->q_w = zalloc(hd, sizeof(float), &ok);
+    m->k_w = zalloc(hd, sizeof(float), &ok);
+    m->q_b = zalloc((size_t)c->hidden, sizeof(float), &ok);
+    m->k_b = zalloc((size_t)c->hidden, sizeof(float), &ok);
+    m->spa = zalloc((size_t)c->n_spa * m->fs, sizeof(float), &ok);
+    m->spa_idx = zalloc((size_t)c->n_spa, sizeof(int64_t), &ok);
+    m->buf = zalloc((size_t)c->n_buff * m->fs, sizeof(float), &ok);
+    m->buf_pool = zalloc((size_t)c->n_buff * m->pd, sizeof(float), &ok);
+    m->buf_idx = zalloc((size_t)c->n_buff, sizeof(int64_t), &ok);
+    if (c->compat) m->early = zalloc(K * m->fs, sizeof(float), &ok);
+    m->cent = zalloc(K * m->pd, sizeof(float), &ok);
+    m->weights = zalloc(K, sizeof(double), &ok);
+    m->pts = zalloc((K + 1) * m->pd, sizeof(float), &ok);
+    m->ptw = zalloc(K + 1, sizeof(double), &ok);
+    m->cen = zalloc(K * m->pd, sizeof(float), &ok);
+    m->newc = zalloc(K * m->pd, sizeof(float), &ok);
+    m->wsum = zalloc(K, sizeof(double), &ok);
+    m->dist = zalloc((K + 1) * K, sizeof(double), &ok);
+    m->labels = zalloc(K + 1, sizeof(int), &ok);
+    m->perm = zalloc(K + 1, sizeof(int), &ok);
+    m->used = zalloc(K + 1, 1, &ok);
+    m->abs_mem = zalloc((size_t)c->n_abs * m->at * c->dim, sizeof(float), &ok);
+    m->e = zalloc((size_t)m->at * c->dim, sizeof(float), &ok);
+    m->q = zalloc((size_t)c->n_abs * m->at * c->hidden, sizeof(double), &ok);
+    m->k = zalloc((size_t)m->at * c->hidden, sizeof(double), &ok);
+    m->s = zalloc((size_t)c->n_abs * m->at * m->at, sizeof(double), &ok);
+    m->acc = zalloc(accn, sizeof(double), &ok);
+    m->pooled = zalloc((size_t)m->pd, sizeof(float), &ok);
+    for (int i = 0; i < FRT_STAR_SLOTS; i++) {
+        m->slots[i].tokens = zalloc((size_t)m->max_tokens * c->dim, sizeof(float), &ok);
+        m->slots[i].snap.tokens = m->slots[i].tokens;
+        m->slots[i].snap.dim = c->dim;
+        atomic_init(&m->ref[i], 0);
+    }
+    atomic_init(&m->current, 0);
+    if (!ok) {
+        frt_star_free(m);
+        return frt_error(FRT_ERR_NOMEM, "star create: out of memory");
+    }
+    memcpy(m->q_w, q_w, hd * sizeof(float));
+    memcpy(m->k_w, k_w, hd * sizeof(float));
+    memcpy(m->q_b, q_b, (size_t)c->hidden * sizeof(float));
+    memcpy(m->k_b, k_b, (size_t)c->hidden * sizeof(float));
+    *out = m;
+    return FRT_OK;
+}
+
+frt_status frt_star_create_from(const frt_star_config *c, const frt_st *st, const char *prefix,
+                                frt_star **out)
+{
+    if (!out) return frt_error(FRT_ERR_INVALID_ARG, "star create: out is NULL");
+    *out = NULL;
+    FRT_TRY(frt_star_config_check(c));
+    if (!st || !prefix) return frt_error(FRT_ERR_INVALID_ARG, "star create: NULL checkpoint");
+    const int64_t ws[2] = {c->hidden, c->dim}, bs[1] = {c->hidden};
+    frt_tensor t[4] = {{0}};
+    frt_status s = frt_w_f32(st, &t[0], 2, ws, "%sq_proj.weight", prefix);
+    if (s == FRT_OK) s = frt_w_f32(st, &t[1], 1, bs, "%sq_proj.bias", prefix);
+    if (s == FRT_OK) s = frt_w_f32(st, &t[2], 2, ws, "%sk_proj.weight", prefix);
+    if (s == FRT_OK) s = frt_w_f32(st, &t[3], 1, bs, "%sk_proj.bias", prefix);
+    if (s == FRT_OK) s = frt_star_create(c, t[0].data, t[1].data, t[2].data, t[3].data, out);
+    for (int i = 0; i < 4; i++) frt_tensor_free(&t[i]);
+    return s;
+}
+
+void frt_star_free(frt_star *m)
+{
+    if (!m) return;
+    void *ptrs[] = {m->q_w,      m->k_w,     m->q_b,   m->k_b,  m->spa,     m->spa_idx, m->buf,
+                    m->buf_pool, m->buf_idx, m->early, m->cent, m->weights, m->pts,     m->ptw,
+                    m->cen,      m->newc,    m->wsum,  m->dist, m->labels,  m->perm,    m->used,
+                    m->abs_mem,  m->e,       m->q,     m->k,    m->s,       m->acc,     m->pooled};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) frt_free(ptrs[i]);
+    for (int i = 0; i < FRT_STAR_SLOTS; i++) frt_free(m->slots[i].tokens);
+    frt_free(m);
+}

@@ -373,6 +373,25 @@ static void conv_shapes_path(tu_rng *r, int isa, frt_pool *pool)
     check_conv(r, 5, 1000, 7, 3, 1, 1, 1, 1, true, isa, pool);
 }
 
+/* Empty shapes are no-ops on every path: nothing is read or written. */
+static void empty_path(tu_rng *r, int isa, frt_pool *pool)
+{
+    float in[4] = {1, 2, 3, 4}, out[4];
+    tu_poison(out, 4);
+    frt_cpu_add(out, in, in, 0, 0, pool);
+    frt_cpu_mul(out, in, in, 0, 0, pool);
+    frt_cpu_scale(out, in, 2.0f, 0, pool);
+    frt_cpu_act(out, in, 0, FRT_ACT_GELU_ERF, pool);
+    frt_cpu_layernorm(out, in, in, in, 0, 4, 1e-5f, pool);
+    frt_cpu_rmsnorm(out, in, in, 0, 4, 1e-5f, pool);
+    frt_cpu_softmax(out, in, 0, 4, pool);
+    frt_cpu_rope(out, 0, 1, 4, 4, 4, 0, 10000.0f, 1.0f, pool);
+    /* k = 5 over 4 steps without padding: no output step */
+    frt_cpu_conv1d(out, in, in, NULL, 1, 4, 1, 5, 1, 0, 1, 1, pool);
+    for (int i = 0; i < 4; i++) cr_assert(isnan(out[i]), "%s: an empty op wrote", ISA_NAMES[isa]);
+    (void)r;
+}
+
 Test(ops, add_mul_scale)
 {
     for_each_path(elementwise_path);
@@ -400,4 +419,8 @@ Test(ops, conv1d_options)
 Test(ops, conv1d_shapes)
 {
     for_each_path(conv_shapes_path);
+}
+Test(ops, empty)
+{
+    for_each_path(empty_path);
 }

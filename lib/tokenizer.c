@@ -629,6 +629,12 @@ void frt_detok_init(frt_detok *d, const frt_tokenizer *tok)
     d->out[0] = 0;
 }
 
+void frt_detok_init_continuation(frt_detok *d, const frt_tokenizer *tok)
+{
+    frt_detok_init(d, tok);
+    d->is_bos_ws = false;
+}
+
 /* Emit the held bytes that are settled; all of them when final. */
 static void detok_drain(frt_detok *d, bool final)
 {

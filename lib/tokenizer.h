@@ -130,8 +130,12 @@ typedef struct frt_detok {
     char out[FRT_TOK_MAX_PIECE + 32];
 } frt_detok;
 
-/* Start a stream (also resets one). tok must outlive the stream. */
+/* Start a stream (also resets one). tok must outlive the stream. The stream
+ * decodes like frt_tokenizer_decode: the first piece loses its leading space. */
 void frt_detok_init(frt_detok *d, const frt_tokenizer *tok);
+/* Same, for ids that continue text decoded before (a model's answer after its
+ * prompt): the first piece keeps its leading space. */
+void frt_detok_init_continuation(frt_detok *d, const frt_tokenizer *tok);
 /* Push one id. *text gets the newly completed text (NUL-terminated, may be ""),
  * owned by d and valid until the next call on d; *len its length (may be NULL).
  * FRT_ERR_INVALID_ARG for an id out of range (the stream is unchanged). */

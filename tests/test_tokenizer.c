@@ -339,6 +339,18 @@ Test(tokenizer, stream_holds_partial_characters)
     cr_assert_eq(frt_detok_push(&d, frt_tokenizer_id_of(t, "<0xC3>", 6), &chunk, &len), FRT_OK);
     frt_detok_flush(&d, &chunk, &len);
     cr_assert_str_eq(chunk, "\xEF\xBF\xBD");
+
+    /* A fresh stream drops the dummy-prefix space of its first piece, a continuation
+     * keeps it. */
+    int32_t the = frt_tokenizer_id_of(t, "\xE2\x96\x81the", 6);
+    cr_assert_geq(the, 0);
+    frt_detok_init(&d, t);
+    cr_assert_eq(frt_detok_push(&d, the, &chunk, &len), FRT_OK);
+    cr_assert_str_eq(chunk, "the");
+    frt_detok_init_continuation(&d, t);
+    cr_assert_eq(frt_detok_push(&d, the, &chunk, &len), FRT_OK);
+    cr_assert_str_eq(chunk, " the");
+    cr_assert_eq(len, 4);
     frt_tokenizer_free(t);
 }
 

@@ -326,6 +326,23 @@ static bool json_str_is(const cJSON *o, const char *key, const char *want)
     return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
 }
 
+/* One normalizer step: Prepend("▁") or Replace(" " -> "▁"); anything else would
+ * change the text in ways the encoder does not follow. */
+static frt_status json_norm_step(const cJSON *it, const char *file, bool *prepend, bool *replace)
+{
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(it, "pattern");
+    if (json_str_is(it, "type", "Prepend") && json_str_is(it, "prepend", FRT_TOK_SPACE))
+        *prepend = true;
+    else if (json_str_is(it, "type", "Replace") && json_str_is(pat, "String", " ") &&
+             json_str_is(it, "content", FRT_TOK_SPACE))
+        *replace = true;
+    else
+        return json_fail(FRT_ERR_UNSUPPORTED, file, "normalizer",
+                         "only Prepend(\"\xE2\x96\x81\") and Replace(\" \" -> "
+                         "\"\xE2\x96\x81\") normalizers are supported");
+    return FRT_OK;
+}
+
 /* The text transforms must be Llama's: ' ' -> "▁" with a "▁" in front, either as
  * normalizer Prepend + Replace or as a Metaspace pre-tokenizer that does not split. */
 static frt_status json_text_rules(frt_tokenizer *t, const cJSON *root, const char *file)
@@ -334,22 +351,11 @@ static frt_status json_text_rules(frt_tokenizer *t, const cJSON *root, const cha
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     bool prepend = false, replace = false;
     if (norm && !cJSON_IsNull(norm)) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(norm, "normalizers");
-        const cJSON *one = norm, *it;
-        if (json_str_is(norm, "type", "Sequence") && cJSON_IsArray(list)) one = NULL;
-        for (it = one ? one : (list ? list->child : NULL); it; it = one ? NULL : it->next) {
-            const cJSON *pat = cJSON_GetObjectItemCaseSensitive(it, "pattern");
-            if (json_str_is(it, "type", "Prepend") && json_str_is(it, "prepend", FRT_TOK_SPACE))
-                prepend = true;
-            else if (json_str_is(it, "type", "Replace") && json_str_is(pat, "String", " ") &&
-                     json_str_is(it, "content", FRT_TOK_SPACE))
-                replace = true;
-            else
-                return json_fail(FRT_ERR_UNSUPPORTED, file, "normalizer",
-                                 "only Prepend(\"\xE2\x96\x81\") and Replace(\" \" -> "
-                                 "\"\xE2\x96\x81\") normalizers are supported");
-            if (one) break;
-        }
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(norm, "normalizers"), *it;
+        if (json_str_is(norm, "type", "Sequence") && cJSON_IsArray(list)) {
+            cJSON_ArrayForEach(it, list) FRT_TRY(json_norm_step(it, file, &prepend, &replace));
+        } else
+            FRT_TRY(json_norm_step(norm, file, &prepend, &replace));
     }
     if (pre && !cJSON_IsNull(pre)) {
         const cJSON *split = cJSON_GetObjectItemCaseSensitive(pre, "split");
@@ -360,8 +366,8 @@ static frt_status json_text_rules(frt_tokenizer *t, const cJSON *root, const cha
                              "only a non-splitting Metaspace(\"\xE2\x96\x81\") pre-tokenizer is "
                              "supported (this is not a SentencePiece-style BPE)");
         replace = true;
-        prepend = json_str_is(pre, "prepend_scheme", "first") ||
-                  json_str_is(pre, "prepend_scheme", "always") || cJSON_IsTrue(aps);
+        prepend |= json_str_is(pre, "prepend_scheme", "first") ||
+                   json_str_is(pre, "prepend_scheme", "always") || cJSON_IsTrue(aps);
     }
     if (!replace)
         return json_fail(FRT_ERR_UNSUPPORTED, file, "normalizer",
@@ -437,10 +443,10 @@ static frt_status json_build(frt_tokenizer *t, const cJSON *root, const char *fi
                              "an added token lacks an integer id or a content string");
         if ((int64_t)id->valuedouble + 1 > n) n = (int64_t)id->valuedouble + 1;
     }
-    const cJSON **by_id = calloc((size_t)n + 1, sizeof *by_id);
+    const char **text = calloc((size_t)n + 1, sizeof *text); /* piece of each id */
     uint8_t *types = calloc((size_t)n + 1, 1);
-    if (!by_id || !types) {
-        free(by_id);
+    if (!text || !types) {
+        free(text);
         free(types);
         return frt_error(FRT_ERR_NOMEM, "tokenizer: out of memory");
     }
@@ -448,12 +454,12 @@ static frt_status json_build(frt_tokenizer *t, const cJSON *root, const char *fi
     cJSON_ArrayForEach(it, vocab)
     {
         int64_t id = (int64_t)it->valuedouble;
-        if (by_id[id]) {
+        if (text[id]) {
             s = frt_error_at(FRT_ERR_FORMAT, file, it->string, -1,
                              "tokenizer.json: id %lld is given to two pieces", (long long)id);
             goto done;
         }
-        by_id[id] = it;
+        text[id] = it->string;
         types[id] = FRT_PIECE_NORMAL;
         if (t->byte_fallback && frt_tok_byte_value(it->string, strlen(it->string)) >= 0)
             types[id] = FRT_PIECE_BYTE;
@@ -464,31 +470,24 @@ static frt_status json_build(frt_tokenizer *t, const cJSON *root, const char *fi
     {
         int64_t id = (int64_t)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
         const char *content = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
-        if (by_id[id] &&
-            strcmp(by_id[id]->string
-                       ? by_id[id]->string
-                       : cJSON_GetObjectItemCaseSensitive(by_id[id], "content")->valuestring,
-                   content) != 0) {
+        if (text[id] && strcmp(text[id], content) != 0) {
             s = frt_error_at(FRT_ERR_FORMAT, file, content, -1,
                              "tokenizer.json: added token %lld disagrees with the vocabulary",
                              (long long)id);
             goto done;
         }
-        if (!by_id[id]) by_id[id] = it;
+        text[id] = content;
         bool special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
         if (types[id] != FRT_PIECE_UNKNOWN)
             types[id] = special ? FRT_PIECE_CONTROL : FRT_PIECE_USER_DEFINED;
     }
     for (int64_t id = 0; id < n; id++) {
-        if (!by_id[id]) {
+        if (!text[id]) {
             s = frt_error_at(FRT_ERR_FORMAT, file, "model.vocab", -1,
                              "tokenizer.json: no piece has id %lld", (long long)id);
             goto done;
         }
-        const char *str = by_id[id]->string
-                              ? by_id[id]->string
-                              : cJSON_GetObjectItemCaseSensitive(by_id[id], "content")->valuestring;
-        s = frt_tok_add(t, str, strlen(str), 0.0f, (frt_piece_type)types[id], file, -1);
+        s = frt_tok_add(t, text[id], strlen(text[id]), 0.0f, (frt_piece_type)types[id], file, -1);
         if (s != FRT_OK) goto done;
     }
     s = frt_tok_finish(t, file, true);
@@ -524,7 +523,7 @@ static frt_status json_build(frt_tokenizer *t, const cJSON *root, const char *fi
         rank++;
     }
 done:
-    free(by_id);
+    free(text);
     free(types);
     return s;
 }

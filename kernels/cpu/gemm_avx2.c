@@ -119,12 +119,21 @@ static void ukr(int64_t kc, const void *xpv, const void *wpv, float *y, int64_t 
             acc[i][1] = _mm256_fmadd_ps(xb, w1, acc[i][1]);
         }
     }
-    if (mr == MR && nr == NR) {
+    /* one spill after the loop: indexing acc by a variable row anywhere
+     * below would make GCC keep it in memory inside the loop too */
+    float t[MR][NR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(t[i], acc[i][0]);
+        _mm256_storeu_ps(t[i] + 8, acc[i][1]);
+    }
+    if (nr == NR) {
         __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
         __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < mr; i++) {
             float *yr = y + i * ldy;
-            __m256 v0 = _mm256_add_ps(acc[i][0], b0), v1 = _mm256_add_ps(acc[i][1], b1);
+            __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(t[i]), b0);
+            __m256 v1 = _mm256_add_ps(_mm256_loadu_ps(t[i] + 8), b1);
             if (load_y) {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(yr));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(yr + 8));
@@ -133,11 +142,6 @@ static void ukr(int64_t kc, const void *xpv, const void *wpv, float *y, int64_t 
             _mm256_storeu_ps(yr + 8, v1);
         }
         return;
-    }
-    float t[MR][NR];
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(t[i], acc[i][0]);
-        _mm256_storeu_ps(t[i] + 8, acc[i][1]);
     }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {

@@ -9,7 +9,8 @@
  * the weights are cycled so that together they are far larger than the
  * caches, and every byte is touched before timing. Each case is run once to
  * warm up, then the best of --reps runs is kept (machines here are shared,
- * and interference only ever slows a run down). */
+ * and interference only ever slows a run down). Rows are printed at the
+ * end, against the larger of the limits measured before and after them. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,46 +166,62 @@ static const char *dtype_label(frt_dtype t)
     return t == FRT_F32 ? "f32" : t == FRT_F16 ? "f16" : "bf16";
 }
 
-/* Times one case and prints its row. Returns GFLOP/s (0 if skipped). */
-static double bench_case(bench_out *out, const bench_machine *m, const gemm_opts *o, frt_pool *pool,
-                         const shape *s, frt_dtype t, bool blas, double f32_gflops)
-{
-    bool streaming = s->M < 256;
+typedef struct {
     char name[96];
-    snprintf(name, sizeof name, "%s %s %lldx%lldx%lld", blas ? "openblas" : "gemm", dtype_label(t),
-             (long long)s->M, (long long)s->N, (long long)s->K);
+    frt_dtype t;
+    bool streaming, blas;
+    double sec, gflops, gbps, rss, f32_gflops;
+    int copies;
+} gemm_row;
+
+/* Times one case into *r. Returns GFLOP/s (0 if skipped). */
+static double bench_case(gemm_row *r, const gemm_opts *o, frt_pool *pool, const shape *s,
+                         frt_dtype t, bool blas, double f32_gflops)
+{
+    memset(r, 0, sizeof *r);
+    r->t = t;
+    r->blas = blas;
+    r->streaming = s->M < 256;
+    r->f32_gflops = f32_gflops;
+    snprintf(r->name, sizeof r->name, "%s %s %lldx%lldx%lld", blas ? "openblas" : "gemm",
+             dtype_label(t), (long long)s->M, (long long)s->N, (long long)s->K);
     bench_reset_peak_rss();
     gemm_case c;
-    if (!case_make(&c, s, t, streaming)) {
-        fprintf(stderr, "frt-bench gemm: %s: out of memory, skipped\n", name);
+    if (!case_make(&c, s, t, r->streaming)) {
+        fprintf(stderr, "frt-bench gemm: %s: out of memory, skipped\n", r->name);
         return 0;
     }
     c.blas = blas;
-    double sec = time_best(&c, pool, o->reps);
-    double rss = bench_peak_rss_mb();
+    r->copies = c.copies;
+    r->sec = time_best(&c, pool, o->reps);
+    r->rss = bench_peak_rss_mb();
     case_free(&c);
-    if (sec <= 0) {
-        fprintf(stderr, "frt-bench gemm: %s failed: %s\n", name, frt_last_error());
+    if (r->sec <= 0) {
+        fprintf(stderr, "frt-bench gemm: %s failed: %s\n", r->name, frt_last_error());
         return 0;
     }
-    double gflops = 2.0 * (double)s->M * (double)s->N * (double)s->K / sec * 1e-9;
-    double gbps = (double)(s->N * s->K) * (double)frt_dtype_size(t) / sec * 1e-9;
-    double ratio = streaming ? (m->dram_gbps > 0 ? gbps / m->dram_gbps : 0)
-                             : (m->fma_peak_gflops > 0 ? gflops / m->fma_peak_gflops : 0);
+    r->gflops = 2.0 * (double)s->M * (double)s->N * (double)s->K / r->sec * 1e-9;
+    r->gbps = (double)(s->N * s->K) * (double)frt_dtype_size(t) / r->sec * 1e-9;
+    return r->gflops;
+}
+
+static void print_row(bench_out *out, const bench_machine *m, const gemm_row *r)
+{
+    double ratio = r->streaming ? (m->dram_gbps > 0 ? r->gbps / m->dram_gbps : 0)
+                                : (m->fma_peak_gflops > 0 ? r->gflops / m->fma_peak_gflops : 0);
     char extra[256];
     int n = snprintf(extra, sizeof extra, "\"vs\": \"%s\", \"gbps\": %.2f, \"weight_copies\": %d",
-                     streaming ? "dram" : "fma_peak", gbps, c.copies);
-    if (t == FRT_BF16 && !streaming && m->bf16_peak_gflops > 0)
+                     r->streaming ? "dram" : "fma_peak", r->gbps, r->copies);
+    if (r->t == FRT_BF16 && !r->streaming && m->bf16_peak_gflops > 0)
         n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"bf16_peak_ratio\": %.3f",
-                      gflops / m->bf16_peak_gflops);
-    if (t != FRT_F32 && f32_gflops > 0)
+                      r->gflops / m->bf16_peak_gflops);
+    if (r->t != FRT_F32 && r->f32_gflops > 0)
         n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"over_f32\": %.3f",
-                      gflops / f32_gflops);
-    if (blas && f32_gflops > 0)
+                      r->gflops / r->f32_gflops);
+    if (r->blas && r->f32_gflops > 0)
         snprintf(extra + n, sizeof extra - (size_t)n, ", \"frt_over_openblas\": %.3f",
-                 f32_gflops / gflops);
-    bench_out_row(out, name, "gflops", gflops, sec * 1e3, ratio, rss, extra);
-    return gflops;
+                 r->f32_gflops / r->gflops);
+    bench_out_row(out, r->name, "gflops", r->gflops, r->sec * 1e3, ratio, r->rss, extra);
 }
 
 int bench_gemm_main(int argc, char **argv)
@@ -236,22 +253,34 @@ int bench_gemm_main(int argc, char **argv)
 #ifdef FRT_HAVE_OPENBLAS
     openblas_set_num_threads(frt_pool_size(pool));
 #endif
-    bench_machine m;
+    /* The limits are measured before and after the cases and the larger
+     * kept: other load on a shared machine only ever lowers them. */
+    bench_machine m, m2;
     bench_measure_machine(&m);
-    bench_out *out = bench_out_begin("gemm", &m, o.json);
+    gemm_row rows[4 * sizeof shapes / sizeof shapes[0]];
+    int nrows = 0;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
         char dims[64];
         snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)s->M, (long long)s->N,
                  (long long)s->K);
         if (o.filter && !strstr(dims, o.filter)) continue;
-        double f32 = bench_case(out, &m, &o, pool, s, FRT_F32, false, 0);
-        bench_case(out, &m, &o, pool, s, FRT_BF16, false, f32);
-        if (o.f16) bench_case(out, &m, &o, pool, s, FRT_F16, false, f32);
+        double f32 = bench_case(&rows[nrows++], &o, pool, s, FRT_F32, false, 0);
+        bench_case(&rows[nrows++], &o, pool, s, FRT_BF16, false, f32);
+        if (o.f16) bench_case(&rows[nrows++], &o, pool, s, FRT_F16, false, f32);
 #ifdef FRT_HAVE_OPENBLAS
-        bench_case(out, &m, &o, pool, s, FRT_F32, true, f32);
+        bench_case(&rows[nrows++], &o, pool, s, FRT_F32, true, f32);
 #endif
     }
+    bench_measure_machine(&m2);
+    m.fma_peak_gflops =
+        m2.fma_peak_gflops > m.fma_peak_gflops ? m2.fma_peak_gflops : m.fma_peak_gflops;
+    m.bf16_peak_gflops =
+        m2.bf16_peak_gflops > m.bf16_peak_gflops ? m2.bf16_peak_gflops : m.bf16_peak_gflops;
+    m.dram_gbps = m2.dram_gbps > m.dram_gbps ? m2.dram_gbps : m.dram_gbps;
+    bench_out *out = bench_out_begin("gemm", &m, o.json);
+    for (int i = 0; i < nrows; i++)
+        if (rows[i].gflops > 0) print_row(out, &m, &rows[i]);
     bench_out_end(out);
     return 0;
 }

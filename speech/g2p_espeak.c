@@ -1,0 +1,157 @@
+/* Grapheme-to-phoneme through libespeak-ng (GPL-3, so optional: built only
+ * with FRT_ESPEAK=ON, which defines FRT_HAVE_ESPEAK).
+ *
+ * espeak_TextToPhonemes translates one clause per call and drops the
+ * punctuation that ended it, so the sentence is cut into clauses here first
+ * and each clause's punctuation is written back after its phonemes: the
+ * model's inventory (or the engine) turns it into a pause. */
+#include "frontend.h"
+
+#include "error.h"
+
+#ifdef FRT_HAVE_ESPEAK
+
+#include <espeak-ng/speak_lib.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* espeak-ng keeps its dictionary, voice and translator in globals: one lock
+ * for every call into it, one initialisation per process. */
+static pthread_mutex_t g_espeak_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_espeak_rate; /* > 0 once initialised, < 0 when that failed */
+
+typedef struct espeak_g2p {
+    frt_g2p base;
+    char voice[64];
+    frt_strbuf clause; /* NUL-terminated copy of the clause being translated */
+} espeak_g2p;
+
+/* Punctuation that ends a clause for espeak-ng; kept in the output. */
+static size_t clause_punct_len(const char *s, size_t n)
+{
+    static const char *const punct[] = {",",
+                                        ";",
+                                        ":",
+                                        ".",
+                                        "!",
+                                        "?",
+                                        "\xE2\x80\xA6",  /* … */
+                                        "\xE2\x80\x94",  /* — */
+                                        "\xE3\x80\x82",  /* 。 */
+                                        "\xE3\x80\x81",  /* 、 */
+                                        "\xEF\xBC\x8C",  /* ， */
+                                        "\xEF\xBC\x81",  /* ！ */
+                                        "\xEF\xBC\x9F"}; /* ？ */
+    for (size_t k = 0; k < sizeof punct / sizeof punct[0]; k++) {
+        size_t l = strlen(punct[k]);
+        if (l <= n && memcmp(s, punct[k], l) == 0) return l;
+    }
+    return 0;
+}
+
+static bool ends_clause(const char *s, size_t n, size_t i, size_t plen)
+{
+    size_t j = i + plen;
+    /* "3.5" and "a,b" stay one token for espeak-ng (numbers, lists). */
+    return j >= n || s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r' || s[j] == '"' ||
+           s[j] == '\'' || s[j] == ')' || (unsigned char)s[j] >= 0x80;
+}
+
+/* Translate one clause (locked by the caller). */
+static frt_status speak_clause(espeak_g2p *g, const char *text, size_t n, frt_strbuf *out)
+{
+    frt_strbuf_clear(&g->clause);
+    FRT_TRY(frt_strbuf_append(&g->clause, text, n));
+    const void *p = g->clause.s;
+    /* IPA, '_' between the phonemes of a word (espeak-ng puts ' ' between words). */
+    const int mode = espeakPHONEMES_IPA | ('_' << 8);
+    while (p) {
+        const char *ph = espeak_TextToPhonemes(&p, espeakCHARS_UTF8, mode);
+        if (!ph || !ph[0]) continue;
+        if (out->len && out->s[out->len - 1] != ' ') FRT_TRY(frt_strbuf_append(out, " ", 1));
+        size_t l = strlen(ph);
+        /* A clause can start with the separator ("_ˌoʊ_k_ˈeɪ"). */
+        while (l && *ph == '_') ph++, l--;
+        FRT_TRY(frt_strbuf_append(out, ph, l));
+    }
+    return FRT_OK;
+}
+
+static frt_status espeak_phonemize(frt_g2p *base, const char *text, size_t n, frt_strbuf *out)
+{
+    espeak_g2p *g = (espeak_g2p *)base;
+    frt_status s = FRT_OK;
+    pthread_mutex_lock(&g_espeak_lock);
+    /* Another engine may have switched the global voice since. */
+    if (espeak_SetVoiceByName(g->voice) != EE_OK) {
+        s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng has no voice '%s'", g->voice);
+        goto done;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < n && s == FRT_OK;) {
+        size_t pl = clause_punct_len(text + i, n - i);
+        if (!pl || !ends_clause(text, n, i, pl)) {
+            i++;
+            continue;
+        }
+        if (i > start) s = speak_clause(g, text + start, i - start, out);
+        if (s == FRT_OK) s = frt_strbuf_append(out, text + i, pl);
+        i += pl;
+        start = i;
+    }
+    if (s == FRT_OK && start < n) s = speak_clause(g, text + start, n - start, out);
+done:
+    pthread_mutex_unlock(&g_espeak_lock);
+    return s;
+}
+
+static void espeak_free(frt_g2p *base)
+{
+    espeak_g2p *g = (espeak_g2p *)base;
+    frt_strbuf_free(&g->clause);
+    free(g);
+}
+
+frt_status frt_g2p_espeak_open(const char *voice, frt_g2p **out)
+{
+    if (!voice || !voice[0]) voice = "en-us";
+    if (strlen(voice) >= sizeof((espeak_g2p *)0)->voice)
+        return frt_error(FRT_ERR_INVALID_ARG, "espeak-ng voice name too long");
+    frt_status s = FRT_OK;
+    pthread_mutex_lock(&g_espeak_lock);
+    if (g_espeak_rate == 0) {
+        /* RETRIEVAL: no audio device is opened; DONT_EXIT: a missing data
+         * directory must be an error, not exit(). */
+        g_espeak_rate =
+            espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, NULL, espeakINITIALIZE_DONT_EXIT);
+        if (g_espeak_rate <= 0) g_espeak_rate = -1;
+    }
+    if (g_espeak_rate < 0)
+        s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng failed to initialise (is espeak-ng-data "
+                                         "installed?)");
+    else if (espeak_SetVoiceByName(voice) != EE_OK)
+        s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng has no voice '%s'", voice);
+    pthread_mutex_unlock(&g_espeak_lock);
+    if (s != FRT_OK) return s;
+    espeak_g2p *g = calloc(1, sizeof *g);
+    if (!g) return frt_error(FRT_ERR_NOMEM, "out of memory");
+    g->base.name = "espeak-ng";
+    g->base.phonemize = espeak_phonemize;
+    g->base.free = espeak_free;
+    strcpy(g->voice, voice);
+    *out = &g->base;
+    return FRT_OK;
+}
+
+#else
+
+frt_status frt_g2p_espeak_open(const char *voice, frt_g2p **out)
+{
+    (void)voice;
+    (void)out;
+    return frt_error(FRT_ERR_UNSUPPORTED,
+                     "built without espeak-ng (FRT_ESPEAK=OFF): give phonemes instead of text");
+}
+
+#endif

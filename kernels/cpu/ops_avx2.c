@@ -120,11 +120,10 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
     switch (nc) {                                                                                  \
     case 1: conv_tile(j, co, t, t1, 1, NV, MODE); break;                                           \
     case 2: conv_tile(j, co, t, t1, 2, NV, MODE); break;                                           \
-    case 3: conv_tile(j, co, t, t1, 3, NV, MODE); break;                                           \
     default: conv_tile(j, co, t, t1, CO_T, NV, MODE); break;                                       \
     }
 
-/* Rows co .. co + nc (nc <= CO_T, one group) over [t0, t1). */
+/* Rows co .. co + nc (nc = CO_T, 2 or 1, one group) over [t0, t1). */
 static void conv_rows_s1(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1)
 {
     const int64_t reach = (j->k - 1) * j->dil - j->pad; /* last tap's offset */
@@ -163,7 +162,9 @@ static void conv1d_avx2(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64
     for (int64_t co = co0; co < co1;) {
         int64_t end = (co / j->cout_g + 1) * j->cout_g;
         if (end > co1) end = co1;
-        int nc = (int)(end - co < CO_T ? end - co : CO_T);
+        /* remainders of a group go two rows or one at a time: fewer tile
+         * shapes to compile, at little cost next to the full tiles */
+        int nc = end - co >= CO_T ? CO_T : end - co >= 2 ? 2 : 1;
         if (j->stride == 1)
             conv_rows_s1(j, co, nc, t0, t1);
         else if (j->stride == 2)

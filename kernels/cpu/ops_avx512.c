@@ -126,13 +126,10 @@ static inline __attribute__((always_inline)) void conv_tile(const frt_conv1d_job
     switch (nc) {                                                                                  \
     case 1: conv_tile(j, co, t, t1, 1, NV, mode); break;                                           \
     case 2: conv_tile(j, co, t, t1, 2, NV, mode); break;                                           \
-    case 3: conv_tile(j, co, t, t1, 3, NV, mode); break;                                           \
-    case 4: conv_tile(j, co, t, t1, 4, NV, mode); break;                                           \
-    case 5: conv_tile(j, co, t, t1, 5, NV, mode); break;                                           \
     default: conv_tile(j, co, t, t1, CO_T, NV, mode); break;                                       \
     }
 
-/* Rows co .. co + nc (nc <= CO_T, one group) over [t0, t1): full-width
+/* Rows co .. co + nc (nc = CO_T, 2 or 1, one group) over [t0, t1): full-width
  * tiles, then single vectors for a tail of up to 48 steps. */
 static inline __attribute__((always_inline)) void
 conv_rows(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1, const int mode)
@@ -155,7 +152,9 @@ static void conv1d_avx512(const frt_conv1d_job *j, int64_t co0, int64_t co1, int
     for (int64_t co = co0; co < co1;) {
         int64_t end = (co / j->cout_g + 1) * j->cout_g;
         if (end > co1) end = co1;
-        int nc = (int)(end - co < CO_T ? end - co : CO_T);
+        /* remainders of a group go two rows or one at a time: fewer tile
+         * shapes to compile, at little cost next to the full tiles */
+        int nc = end - co >= CO_T ? CO_T : end - co >= 2 ? 2 : 1;
         if (j->stride == 1)
             conv_rows(j, co, nc, t0, t1, MODE_S1);
         else if (j->stride == 2)

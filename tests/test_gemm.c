@@ -302,3 +302,31 @@ Test(gemm, default_pool_repeat)
     c.wtype = FRT_F32;
     run_case(&c, frt_pool_default(), &r);
 }
+
+/* A packing buffer that cannot be allocated is reported, nothing crashes,
+ * and the next call (memory back) works. */
+Test(gemm, out_of_memory_is_reported)
+{
+    tu_rng r;
+    tu_rng_init(&r, tu_seed() + 4);
+    static float x[64 * 64], w[64 * 64], y[64 * 64];
+    static uint16_t wb[64 * 64];
+    tu_fill_uniform(&r, x, 64 * 64, -1, 1);
+    tu_fill_uniform(&r, w, 64 * 64, -1, 1);
+    /* the small-M bf16 path needs a scratch row only on AVX-512; first, so
+     * that this thread's scratch is still empty */
+    if (frt_cpu()->avx512) {
+        frt_gemm_args g = {2, 64, 64, x, 64, wb, FRT_BF16, 64, NULL, y, 64, false};
+        frt_alloc_fail_after(1);
+        cr_assert_eq(frt_cpu_gemm(&g, NULL), FRT_ERR_NOMEM);
+        frt_alloc_fail_after(0);
+        cr_assert_eq(frt_cpu_gemm(&g, NULL), FRT_OK);
+    }
+    frt_gemm_args a = {64, 64, 64, x, 64, w, FRT_F32, 64, NULL, y, 64, false};
+    frt_alloc_fail_after(1);
+    cr_assert_eq(frt_cpu_gemm(&a, NULL), FRT_ERR_NOMEM);
+    cr_assert_eq(frt_last_status(), FRT_ERR_NOMEM);
+    frt_alloc_fail_after(0);
+    gemm_case c = {64, 64, 64, FRT_F32, true, true, true};
+    run_case(&c, NULL, &r);
+}

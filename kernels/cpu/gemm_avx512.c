@@ -3,8 +3,6 @@
  * weight-streaming path. Compiled with -mavx512*; called only when the CPU
  * has them. */
 #include <immintrin.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "gemm_impl.h"
 

@@ -437,12 +437,14 @@ frt_status frt_phoneme_map_apply(const frt_phoneme_map *m, const char *ipa, size
     if (!frt_utf8_valid(ipa, n, NULL))
         return frt_error(FRT_ERR_FORMAT, "phoneme text is not valid UTF-8");
     seq->trailing_pause = 0;
+    /* No word boundary at the start, twice in a row, or after a pause. */
+    bool boundary_ok = seq->n > 0;
     for (size_t i = 0; i < n;) {
         size_t l;
         unsigned c = utf8_at(ipa, n, i, &l);
         if (is_blank(c)) {
-            if (m->space_id >= 0 && seq->n && seq->ids[seq->n - 1] != m->space_id)
-                FRT_TRY(seq_push(seq, m->space_id));
+            if (m->space_id >= 0 && boundary_ok) FRT_TRY(seq_push(seq, m->space_id));
+            boundary_ok = false;
             i += l;
             continue;
         }
@@ -460,6 +462,7 @@ frt_status frt_phoneme_map_apply(const frt_phoneme_map *m, const char *ipa, size
             /* Only final punctuation can become silence after the audio;
              * a comma inside the sentence cannot without a symbol. */
             seq->trailing_pause = id >= 0 ? 0 : pause;
+            boundary_ok = false;
             i += l;
             continue;
         }
@@ -470,8 +473,12 @@ frt_status frt_phoneme_map_apply(const frt_phoneme_map *m, const char *ipa, size
             if (is_blank(cj) || cj == '_' || punct_pause_ms(cj)) break;
             j += lj;
         }
+        size_t before = seq->n;
         FRT_TRY(map_token(m, ipa + i, j - i, seq));
-        seq->trailing_pause = 0;
+        if (seq->n > before) {
+            seq->trailing_pause = 0;
+            boundary_ok = true;
+        }
         i = j;
     }
     if (m->space_id >= 0 && seq->n && seq->ids[seq->n - 1] == m->space_id) seq->n--;

@@ -72,10 +72,12 @@ Test(sampling, repetition_penalty_hf_definition)
     const float want[6] = {1.0f, -4.0f, 1.0f, 0.5f, 0.0f, 3.0f};
     for (int i = 0; i < 6; i++) cr_expect_eq(y[i], want[i], "id %d: %g, want %g", i, y[i], want[i]);
     /* the penalty turns greedy away from a repeated token */
+    frt_sampler *s3 = make((frt_sampler_params){.temperature = 0, .repetition_penalty = 2.0f}, 3);
     float z[3] = {3.0f, 2.0f, -1.0f};
     int32_t id;
-    cr_assert_eq(frt_sampler_sample(s, z, (const int32_t[]){0}, 1, &id), FRT_OK);
+    cr_assert_eq(frt_sampler_sample(s3, z, (const int32_t[]){0}, 1, &id), FRT_OK);
     cr_expect_eq(id, 1);
+    frt_sampler_free(s3);
     /* a second call sees no stale marks: without history, nothing changes */
     cr_assert_eq(frt_sampler_process(s, x, NULL, 0, y), FRT_OK);
     for (int i = 0; i < 6; i++) cr_expect_eq(y[i], x[i]);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "clip.h"
@@ -460,4 +461,54 @@ Test(clip, load_failures_name_the_problem)
     cr_expect(strstr(frt_last_error(), "vision_model"));
     frt_config_free(cfg);
     frt_st_close(st);
+}
+
+/* A LLaVA-style config without vision_config names its tower by mm_vision_tower: a directory
+ * (its config; weights from this checkpoint when it has the tower, else the tower's own), or
+ * openai/clip-vit-large-patch14 (built-in config). */
+static frt_status open_with_tower(const char *weights, const char *tower, frt_clip **clip)
+{
+    char *dir = tu_tmpdir(), json[1024], link[1024];
+    snprintf(json, sizeof json,
+             "{\"mm_vision_tower\": \"%s\", \"mm_vision_select_layer\": -2,"
+             " \"mm_vision_select_feature\": \"patch\"}",
+             tower);
+    free(tu_write_file(dir, "config.json", json, strlen(json)));
+    snprintf(link, sizeof link, "%s/model.safetensors", dir);
+    cr_assert_eq(symlink(weights, link), 0);
+    frt_status s = frt_clip_open_dir(dir, NULL, clip);
+    tu_rmtree(dir);
+    free(dir);
+    return s;
+}
+
+Test(clip, tower_named_by_mm_vision_tower)
+{
+    frt_st *g = open_st(GOLDENS "/clip-tiny.safetensors");
+    frt_st *gv = open_st(GOLDENS "/vstream-tiny.safetensors");
+    const char *weights[] = {MODELS "/vstream-tiny/model.safetensors",
+                             MODELS "/llama-tiny/model.safetensors"};
+    frt_cpu_restrict(&ISAS[2]);
+    for (int i = 0; i < 2; i++) {
+        frt_clip *clip = NULL;
+        cr_assert_eq(open_with_tower(weights[i], MODELS "/clip-tiny", &clip), FRT_OK, "%s",
+                     frt_last_error());
+        cr_expect_eq(frt_clip_get_info(clip)->select_index, 3);
+        float out[64 * 48];
+        cr_assert_eq(frt_clip_encode(clip, golden(g, "image_a.pixel_values", 3 * 112 * 112), out),
+                     FRT_OK);
+        /* vstream-tiny carries the tower in bf16 (its own goldens), clip-tiny in f32 */
+        const frt_st *ref = i == 0 ? gv : g;
+        double e = rel_err(out, golden(ref, "image_a.features", 64 * 48), 64 * 48);
+        cr_expect_leq(e, TOL, "case %d: rel err %g", i, e);
+        frt_clip_close(clip);
+    }
+    frt_clip *clip = NULL;
+    cr_expect_eq(open_with_tower(weights[1], "openai/clip-vit-large-patch14", &clip),
+                 FRT_ERR_NOT_FOUND, "built-in config, but no tower weights");
+    cr_expect(strstr(frt_last_error(), "vision_model"), "%s", frt_last_error());
+    cr_expect_eq(open_with_tower(weights[1], "no/such-tower", &clip), FRT_ERR_NOT_FOUND);
+    cr_expect(strstr(frt_last_error(), "no/such-tower"), "%s", frt_last_error());
+    frt_st_close(gv);
+    frt_st_close(g);
 }

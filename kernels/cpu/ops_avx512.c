@@ -147,8 +147,62 @@ conv_rows(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1, c
 
 #undef CONV_TILE_NC
 
+/* Depthwise (one input channel per group) at stride 1: a k-tap filter per
+ * row, 64 steps at a time; the register tile above would spend more on its
+ * masks than on this one input channel. */
+static void conv_depthwise_s1(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64_t t0,
+                              int64_t t1)
+{
+    const int64_t k = j->k, tin = j->tin, dil = j->dil, pad = j->pad;
+    const int64_t reach = (k - 1) * dil - pad; /* last tap's offset */
+    for (int64_t co = co0; co < co1; co++) {
+        const float *xr = j->x + co / j->cout_g * tin;
+        const float *wr = j->w + co * k;
+        float *yr = j->y + co * j->tout;
+        const __m512 bias = _mm512_set1_ps(j->b ? j->b[co] : 0.0f);
+        for (int64_t t = t0; t < t1; t += 64) {
+            if (t + 64 <= t1 && t - pad >= 0 && t + 63 + reach < tin) {
+                __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+                for (int64_t kk = 0; kk < k; kk++) {
+                    const float *p = xr + t + kk * dil - pad;
+                    __m512 w = _mm512_set1_ps(wr[kk]);
+                    a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p), a0);
+                    a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 16), a1);
+                    a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 32), a2);
+                    a3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(p + 48), a3);
+                }
+                _mm512_storeu_ps(yr + t, a0);
+                _mm512_storeu_ps(yr + t + 16, a1);
+                _mm512_storeu_ps(yr + t + 32, a2);
+                _mm512_storeu_ps(yr + t + 48, a3);
+                continue;
+            }
+            for (int64_t tv = t; tv < t + 64 && tv < t1; tv += 16) {
+                __mmask16 om = range_mask(tv, t1);
+                __m512 a = bias;
+                if (om == 0xffff && tv - pad >= 0 && tv + 15 + reach < tin) {
+                    for (int64_t kk = 0; kk < k; kk++)
+                        a = _mm512_fmadd_ps(_mm512_set1_ps(wr[kk]),
+                                            _mm512_loadu_ps(xr + tv + kk * dil - pad), a);
+                } else {
+                    for (int64_t kk = 0; kk < k; kk++) {
+                        int64_t in = tv + kk * dil - pad;
+                        __m512 x = _mm512_maskz_loadu_ps(om & range_mask(in, tin), xr + in);
+                        a = _mm512_fmadd_ps(_mm512_set1_ps(wr[kk]), x, a);
+                    }
+                }
+                _mm512_mask_storeu_ps(yr + tv, om, a);
+            }
+        }
+    }
+}
+
 static void conv1d_avx512(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64_t t0, int64_t t1)
 {
+    if (j->cin_g == 1 && j->stride == 1) {
+        conv_depthwise_s1(j, co0, co1, t0, t1);
+        return;
+    }
     for (int64_t co = co0; co < co1;) {
         int64_t end = (co / j->cout_g + 1) * j->cout_g;
         if (end > co1) end = co1;

@@ -157,8 +157,44 @@ conv_rows(const frt_conv1d_job *j, int64_t co, int nc, int64_t t0, int64_t t1, c
 
 #undef CONV_TILE_NC
 
+/* Depthwise (one input channel per group) at stride 1: a k-tap filter per
+ * row, 8 steps at a time, plain loads away from the edges. */
+static void conv_depthwise_s1(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64_t t0,
+                              int64_t t1)
+{
+    const int64_t k = j->k, tin = j->tin, dil = j->dil, pad = j->pad;
+    const int64_t reach = (k - 1) * dil - pad; /* last tap's offset */
+    for (int64_t co = co0; co < co1; co++) {
+        const float *xr = j->x + co / j->cout_g * tin;
+        const float *wr = j->w + co * k;
+        float *yr = j->y + co * j->tout;
+        const __m256 bias = _mm256_set1_ps(j->b ? j->b[co] : 0.0f);
+        for (int64_t t = t0; t < t1; t += 8) {
+            __m256 a = bias;
+            if (t + 8 <= t1 && t - pad >= 0 && t + 7 + reach < tin) {
+                for (int64_t kk = 0; kk < k; kk++)
+                    a = _mm256_fmadd_ps(_mm256_set1_ps(wr[kk]),
+                                        _mm256_loadu_ps(xr + t + kk * dil - pad), a);
+                _mm256_storeu_ps(yr + t, a);
+                continue;
+            }
+            __m256i om = lane_mask(lane_index(t, 1), t1);
+            for (int64_t kk = 0; kk < k; kk++) {
+                int64_t in = t + kk * dil - pad;
+                __m256i m = _mm256_and_si256(om, lane_mask(lane_index(in, 1), tin));
+                a = _mm256_fmadd_ps(_mm256_set1_ps(wr[kk]), _mm256_maskload_ps(xr + in, m), a);
+            }
+            _mm256_maskstore_ps(yr + t, om, a);
+        }
+    }
+}
+
 static void conv1d_avx2(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64_t t0, int64_t t1)
 {
+    if (j->cin_g == 1 && j->stride == 1) {
+        conv_depthwise_s1(j, co0, co1, t0, t1);
+        return;
+    }
     for (int64_t co = co0; co < co1;) {
         int64_t end = (co / j->cout_g + 1) * j->cout_g;
         if (end > co1) end = co1;

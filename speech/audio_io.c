@@ -195,7 +195,8 @@ void frt_pcm16_from_float(const float *in, short *out, size_t n)
 }
 
 enum { SINK_FILE, SINK_FD, SINK_PLAY };
-#define SINK_BUF 4096
+#define WAV_STREAM_DATA_SIZE 0x7FFFF000u
+#define SINK_BUF             4096
 
 struct frt_audio_sink {
     int kind;
@@ -301,10 +302,12 @@ frt_status frt_audio_sink_fd(int fd, int rate, bool raw, frt_audio_sink **out)
     if (!s) return FRT_ERR_NOMEM;
     s->fd = fd;
     if (!raw) {
-        /* Sizes unknown when streaming: all ones, read as "until EOF". */
+        /* Sizes unknown when streaming: the largest whole-block size below
+         * 2^31, as sox writes to pipes. Readers stop at EOF; sox, ffmpeg
+         * and aplay accept it, and unlike 0xFFFFFFFF sox does not warn. */
         unsigned char h[44];
         memcpy(h, "RIFF", 4);
-        put_le(h + 4, 0xFFFFFFFFu, 4);
+        put_le(h + 4, WAV_STREAM_DATA_SIZE + 36, 4);
         memcpy(h + 8, "WAVEfmt ", 8);
         put_le(h + 16, 16, 4);
         put_le(h + 20, 1, 2); /* PCM */
@@ -314,7 +317,7 @@ frt_status frt_audio_sink_fd(int fd, int rate, bool raw, frt_audio_sink **out)
         put_le(h + 32, 2, 2);
         put_le(h + 34, 16, 2);
         memcpy(h + 36, "data", 4);
-        put_le(h + 40, 0xFFFFFFFFu, 4);
+        put_le(h + 40, WAV_STREAM_DATA_SIZE, 4);
         frt_status st = fd_write_all(s, h, sizeof h);
         if (st != FRT_OK) {
             free(s);

@@ -40,10 +40,11 @@ typedef struct frt_audio_sink frt_audio_sink;
  * .oga (Vorbis). Unknown extension FRT_ERR_UNSUPPORTED; cannot create
  * FRT_ERR_IO. */
 frt_status frt_audio_sink_file(const char *path, int rate, frt_audio_sink **out);
-/* A WAV stream on fd (not closed by the sink): a header whose sizes say
- * "unknown" (0xFFFFFFFF, which sox, ffmpeg and aplay read to the end of the
- * stream) written at once, then PCM16 as chunks arrive. With raw, no
- * header: bare s16le. */
+/* A WAV stream on fd (not closed by the sink): a header written at once
+ * whose sizes are a placeholder (data 0x7FFFF000 bytes, as sox writes to a
+ * pipe: sox, ffmpeg and aplay read on to the end of the stream), then PCM16
+ * as chunks arrive. With raw, no header: bare s16le. Failures: broken pipe,
+ * ENOSPC ("disk full") as FRT_ERR_IO. */
 frt_status frt_audio_sink_fd(int fd, int rate, bool raw, frt_audio_sink **out);
 /* The default sound output through PortAudio. No device, or a build
  * without PortAudio: FRT_ERR_DEVICE / FRT_ERR_UNSUPPORTED. */

@@ -293,7 +293,8 @@ Test(sink, wav_stream_and_raw)
             cr_assert_eq(le(buf + 24, 4), 16000);
             cr_assert_eq(le(buf + 34, 2), 16);
             cr_assert_eq(memcmp(buf + 36, "data", 4), 0);
-            cr_assert_eq(le(buf + 40, 4), 0xFFFFFFFFu);
+            cr_assert_eq(le(buf + 40, 4), 0x7FFFF000u);
+            cr_assert_eq(le(buf + 4, 4), 0x7FFFF000u + 36);
         }
         short want[3000];
         frt_pcm16_from_float(x, want, 3000);

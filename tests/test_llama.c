@@ -250,6 +250,25 @@ Test(llama, f16_kv_cache)
     frt_st_close(g);
 }
 
+/* FlashDecoding++ unified max in decode: exact to rounding for any phi, as rows outside the
+ * safe range fall back to the exact method (phi 0 suits these scores; phi 100 forces the
+ * fallback on every row). */
+Test(llama, decode_with_unified_max)
+{
+    frt_st *g = open_st(GOLDENS "/llama-tiny.safetensors");
+    const int32_t *ids = golden(g, "input_ids", 12);
+    const float phis[] = {0.0f, 100.0f};
+    for (int i = 0; i < 2; i++) {
+        frt_llama *m = open_model("llama-tiny",
+                                  &(frt_llama_options){.unified_max = true, .attn_phi = phis[i]});
+        char what[64];
+        snprintf(what, sizeof what, "llama-tiny unified max phi %g", (double)phis[i]);
+        check_golden_run(m, g, ids, NULL, 12, what, TOL);
+        frt_llama_close(m);
+    }
+    frt_st_close(g);
+}
+
 Test(llama, context_limit_is_a_clear_error)
 {
     frt_st *g = open_st(GOLDENS "/llama-tiny.safetensors");

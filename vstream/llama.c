@@ -27,6 +27,8 @@ struct frt_llama {
     frt_st *own_st; /* opened by frt_llama_open_dir */
     bool has_bias;
     frt_dtype kv_dtype;
+    bool unified_max;
+    float attn_phi;
     int64_t max_batch, pos;
     frt_tensor embed;   /* view [V, D] */
     frt_tensor norm;    /* f32 [D] */
@@ -235,13 +237,16 @@ frt_status frt_llama_open(const frt_st *st, const frt_config *cfg, const frt_lla
 {
     if (!st || !cfg || !out) return frt_error(FRT_ERR_INVALID_ARG, "frt_llama_open: NULL argument");
     frt_llama_options o = opt ? *opt : (frt_llama_options){0};
-    if (o.max_ctx < 0 || o.max_batch < 0 || (o.kv_dtype != FRT_F32 && o.kv_dtype != FRT_F16))
-        return frt_error(FRT_ERR_INVALID_ARG,
-                         "frt_llama_open: max_ctx and max_batch must be >= 0, kv_dtype F32 or F16");
+    if (o.max_ctx < 0 || o.max_batch < 0 || (o.kv_dtype != FRT_F32 && o.kv_dtype != FRT_F16) ||
+        !isfinite(o.attn_phi))
+        return frt_error(FRT_ERR_INVALID_ARG, "frt_llama_open: max_ctx and max_batch must be >= 0, "
+                                              "kv_dtype F32 or F16, attn_phi finite");
     frt_llama *m = frt_calloc(1, sizeof *m);
     if (!m) return FRT_ERR_NOMEM;
     m->be = be ? be : frt_backend_cpu();
     m->kv_dtype = o.kv_dtype;
+    m->unified_max = o.unified_max;
+    m->attn_phi = o.attn_phi;
     m->max_batch = o.max_batch ? o.max_batch : DEFAULT_MAX_BATCH;
     frt_status s = read_config(cfg, &m->info, &m->has_bias);
     if (s == FRT_OK) {
@@ -420,7 +425,11 @@ static frt_status attention_block(frt_llama *m, llama_layer *l, int64_t pos, int
     frt_tensor kc = frt_tensor_view(l->k_cache, m->kv_dtype, 3, (int64_t[]){nk, KV, d});
     frt_tensor vc = frt_tensor_view(l->v_cache, m->kv_dtype, 3, (int64_t[]){nk, KV, d});
     frt_tensor oh = frt_tensor_view(m->o, FRT_F32, 3, (int64_t[]){n, H, d});
-    frt_attn_params ap = {.scale = 1.0f / sqrtf((float)d), .causal = true, .q_pos0 = pos};
+    frt_attn_params ap = {.scale = 1.0f / sqrtf((float)d),
+                          .causal = true,
+                          .q_pos0 = pos,
+                          .use_unified_max = m->unified_max,
+                          .phi = m->attn_phi};
     FRT_TRY(frt_attention(m->be, &oh, &qh, &kc, &vc, &ap));
     frt_tensor o = mat(m->o, n, H * d);
     FRT_TRY(frt_linear(m->be, &h, &o, &l->wo, m->has_bias ? &l->bo : NULL));

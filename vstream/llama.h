@@ -48,6 +48,12 @@ typedef struct frt_llama_options {
     int64_t max_batch;  /* rows per internal step; 0: 256 */
     frt_dtype kv_dtype; /* FRT_F32 (0, default) or FRT_F16 */
     const char *prefix; /* decoder tensor prefix ("model."); NULL: detect */
+    /* Decode attention with FlashDecoding++'s unified max: softmax against
+     * the fixed attn_phi instead of a tracked row max (rows whose scores
+     * leave the safe range are recomputed exactly, so results stay exact
+     * to rounding). Pick phi from the model's score statistics. */
+    bool unified_max;
+    float attn_phi;
 } frt_llama_options;
 
 typedef struct frt_llama_info {

@@ -71,6 +71,27 @@ static frt_status parse_act(const char *s, frt_act *out)
     return FRT_OK;
 }
 
+/* Resolve the options left to the config: the select layer and feature are
+ * the model's (LLaVA keys at its top level), even when the tower's config
+ * is another file. */
+static frt_status model_choices(const frt_config *cfg, frt_clip_options *o)
+{
+    if (o->select_layer == FRT_CLIP_SELECT_DEFAULT) {
+        int64_t sel;
+        FRT_TRY(frt_config_int(cfg, "mm_vision_select_layer", -2, -1025, 1024, &sel));
+        o->select_layer = (int)sel;
+    }
+    if (o->keep_cls < 0) {
+        const char *feat;
+        FRT_TRY(frt_config_string(cfg, "mm_vision_select_feature", "patch", &feat));
+        if (strcmp(feat, "patch") != 0 && strcmp(feat, "cls_patch") != 0)
+            return frt_error_at(FRT_ERR_UNSUPPORTED, NULL, "mm_vision_select_feature", -1,
+                                "mm_vision_select_feature \"%s\" is not implemented", feat);
+        o->keep_cls = strcmp(feat, "cls_patch") == 0;
+    }
+    return FRT_OK;
+}
+
 static frt_status read_config(const frt_config *cfg, const frt_clip_options *opt, frt_clip_info *ci)
 {
     const char *kp = frt_config_has(cfg, "vision_config") ? "vision_config." : "";
@@ -105,24 +126,14 @@ static frt_status read_config(const frt_config *cfg, const frt_clip_options *opt
     if (ci->grid * ci->grid > big)
         return frt_error_at(FRT_ERR_FORMAT, NULL, "image_size", -1, "too many patches");
 
-    int64_t sel = opt->select_layer;
-    if (sel == FRT_CLIP_SELECT_DEFAULT)
-        FRT_TRY(frt_config_int(cfg, "mm_vision_select_layer", -2, -1025, 1024, &sel));
-    ci->select_index = sel < 0 ? ci->layers + 1 + sel : sel;
+    frt_clip_options o = *opt;
+    FRT_TRY(model_choices(cfg, &o));
+    ci->select_index = o.select_layer < 0 ? ci->layers + 1 + o.select_layer : o.select_layer;
     if (ci->select_index < 0 || ci->select_index > ci->layers)
         return frt_error_at(FRT_ERR_INVALID_ARG, NULL, "mm_vision_select_layer", -1,
-                            "select layer %lld outside a %lld-layer tower", (long long)sel,
+                            "select layer %d outside a %lld-layer tower", o.select_layer,
                             (long long)ci->layers);
-    if (opt->keep_cls >= 0) {
-        ci->keep_cls = opt->keep_cls > 0;
-    } else {
-        const char *feat;
-        FRT_TRY(frt_config_string(cfg, "mm_vision_select_feature", "patch", &feat));
-        if (strcmp(feat, "patch") != 0 && strcmp(feat, "cls_patch") != 0)
-            return frt_error_at(FRT_ERR_UNSUPPORTED, NULL, "mm_vision_select_feature", -1,
-                                "mm_vision_select_feature \"%s\" is not implemented", feat);
-        ci->keep_cls = strcmp(feat, "cls_patch") == 0;
-    }
+    ci->keep_cls = o.keep_cls > 0;
     ci->n_out = ci->grid * ci->grid + (ci->keep_cls ? 1 : 0);
     return FRT_OK;
 }
@@ -302,26 +313,6 @@ static frt_status tower_config(const char *dir, const char *tower, char *tdir, s
         return frt_config_parse(clip_vit_l14, sizeof clip_vit_l14 - 1, tower, out);
     return frt_error_at(FRT_ERR_NOT_FOUND, dir, "mm_vision_tower", -1,
                         "vision tower \"%s\": no such directory and no built-in config", tower);
-}
-
-/* The model's choices (select layer and feature) from its own config, when
- * the tower's config is another file. */
-static frt_status model_choices(const frt_config *cfg, frt_clip_options *o)
-{
-    if (o->select_layer == FRT_CLIP_SELECT_DEFAULT) {
-        int64_t sel;
-        FRT_TRY(frt_config_int(cfg, "mm_vision_select_layer", -2, -1025, 1024, &sel));
-        o->select_layer = (int)sel;
-    }
-    if (o->keep_cls < 0) {
-        const char *feat;
-        FRT_TRY(frt_config_string(cfg, "mm_vision_select_feature", "patch", &feat));
-        if (strcmp(feat, "patch") != 0 && strcmp(feat, "cls_patch") != 0)
-            return frt_error_at(FRT_ERR_UNSUPPORTED, NULL, "mm_vision_select_feature", -1,
-                                "mm_vision_select_feature \"%s\" is not implemented", feat);
-        o->keep_cls = strcmp(feat, "cls_patch") == 0;
-    }
-    return FRT_OK;
 }
 
 static frt_status open_dir(const char *dir, frt_clip_options *o, frt_config **cfg,

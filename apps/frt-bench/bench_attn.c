@@ -30,18 +30,26 @@ typedef struct {
     bool json, quick, sweep;
     int64_t max_n;
     double naive_max_mb; /* largest Nq x Nk f32 score matrix naive may allocate */
+    const char *only;    /* run only the cases whose name contains this */
 } attn_opts;
+
+static bool wanted(const attn_opts *o, const char *name)
+{
+    return !o->only || strstr(name, o->only);
+}
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: frt-bench attn [--json] [--quick] [--max-n N] [--naive-max-mb MB]\n"
-               "                      [--tiles BQxBK] [--sweep-tiles]\n"
+               "                      [--tiles BQxBK] [--sweep-tiles] [--only TEXT]\n"
                "  flash and naive prefill for d in {64, 128}, N in 512..16384 (Nq = Nk = N),\n"
                "  causal and not; decode with 32 heads x d=128 over KV caches of 1K..64K\n"
                "  tokens, f16 and f32, exact and unified max.\n"
                "  --quick          N <= 2048, KV <= 16K\n"
                "  --max-n N        largest prefill N (default 16384)\n"
-               "  --naive-max-mb   skip naive rows whose score matrix exceeds this (default 1024)\n"
+               "  --naive-max-mb   skip naive rows whose score matrix exceeds this (default 512,\n"
+               "                   so naive stops at N = 8192)\n"
+               "  --only TEXT      only the cases whose name contains TEXT (e.g. 'n4096')\n"
                "  --tiles BQxBK    flash tile: query rows (multiple of 64) x keys per block\n"
                "  --sweep-tiles    only time N=4096 non-causal flash over a grid of tiles\n");
 }
@@ -130,18 +138,21 @@ static void bufs_free(attn_bufs *b)
 
 typedef bool (*run_fn)(void *ctx);
 
-/* Best wall time of at least min_reps runs, more while under budget_s. */
-static double time_best(run_fn fn, void *ctx, int min_reps, double budget_s)
+/* Best wall time of at least min_reps runs (one when a run takes over 3 s),
+ * more while under budget_s; *runs gets the count. */
+static double time_best(run_fn fn, void *ctx, int min_reps, double budget_s, int *runs)
 {
     double best = INFINITY, start = bench_now();
-    for (int rep = 0;; rep++) {
+    int rep = 0;
+    for (;; rep++) {
         if (rep >= min_reps && bench_now() - start > budget_s) break;
-        if (rep >= 20) break;
+        if (rep >= 20 || (rep >= 1 && best > 3.0)) break;
         double t0 = bench_now();
         if (!fn(ctx)) return -1.0;
         double dt = bench_now() - t0;
         if (dt < best) best = dt;
     }
+    if (runs) *runs = rep;
     return best;
 }
 
@@ -173,7 +184,7 @@ static void emit(bench_out *out, const char *name, double flops_or_bytes, bool b
 }
 
 static void flash_case(bench_out *out, const bench_machine *m, frt_pool *pool, frt_dtype dt,
-                       int64_t d, int64_t h, int64_t n, bool causal)
+                       int64_t d, int64_t h, int64_t n, bool causal, const attn_opts *o)
 {
     char name[96];
     snprintf(name, sizeof name, "flash %s d%lld n%lld %s",
@@ -181,6 +192,7 @@ static void flash_case(bench_out *out, const bench_machine *m, frt_pool *pool, f
              causal ? "causal" : "noncausal");
     for (char *p = name; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    if (!wanted(o, name)) return;
     attn_bufs b;
     if (!bufs_make(&b, dt, n, n, h, h, d)) {
         fprintf(stderr, "%s: out of memory, skipped\n", name);
@@ -191,7 +203,7 @@ static void flash_case(bench_out *out, const bench_machine *m, frt_pool *pool, f
     double rss0 = bench_rss_mb();
     bench_reset_peak_rss();
     flash_ctx c = {&b, pool};
-    double t = time_best(run_flash, &c, 2, 0.5);
+    double t = time_best(run_flash, &c, 2, 0.5, NULL);
     double peak = bench_peak_rss_mb();
     if (t > 0)
         emit(out, name, attn_flops(n, d, h, causal), false, t, m->fma_peak_gflops, peak, rss0,
@@ -254,6 +266,7 @@ static void naive_case(bench_out *out, const bench_machine *m, frt_pool *pool, i
     char name[96];
     snprintf(name, sizeof name, "naive f32 d%lld n%lld %s", (long long)d, (long long)n,
              causal ? "causal" : "noncausal");
+    if (!wanted(o, name)) return;
     double smb = (double)n * (double)n * 4.0 / 1048576.0;
     if (smb > o->naive_max_mb) {
         if (!o->json)
@@ -271,7 +284,7 @@ static void naive_case(bench_out *out, const bench_machine *m, frt_pool *pool, i
     bench_reset_peak_rss();
     naive_ctx c = {&b, pool, frt_alloc((size_t)n * (size_t)n * sizeof(float))};
     if (c.s) {
-        double t = time_best(run_naive, &c, 2, 0.5);
+        double t = time_best(run_naive, &c, 2, 0.5, NULL);
         double peak = bench_peak_rss_mb();
         emit(out, name, attn_flops(n, d, h, causal), false, t, m->fma_peak_gflops, peak, rss0,
              b.inputs_mb, NULL);
@@ -297,12 +310,13 @@ static bool run_decode(void *ctx)
 }
 
 static void decode_case(bench_out *out, const bench_machine *m, frt_pool *pool, frt_dtype dt,
-                        int64_t kv, bool unified)
+                        int64_t kv, bool unified, const attn_opts *o)
 {
     const int64_t h = 32, d = 128;
     char name[96];
     snprintf(name, sizeof name, "decode %s kv%lldk %s", dt == FRT_F32 ? "f32" : "f16",
              (long long)(kv / 1024), unified ? "unified" : "exact");
+    if (!wanted(o, name)) return;
     attn_bufs b;
     if (!bufs_make(&b, dt, 1, kv, h, h, d)) {
         fprintf(stderr, "%s: out of memory, skipped\n", name);
@@ -318,11 +332,12 @@ static void decode_case(bench_out *out, const bench_machine *m, frt_pool *pool, 
     double rss0 = bench_rss_mb();
     bench_reset_peak_rss();
     decode_ctx c = {&b, pool, {0}};
-    double t = time_best(run_decode, &c, 5, 0.3);
+    int runs = 1;
+    double t = time_best(run_decode, &c, 5, 0.3, &runs);
     double peak = bench_peak_rss_mb();
     char more[96];
-    snprintf(more, sizeof more, "\"fallback_rows\": %lld, \"rows\": %lld",
-             (long long)c.st.rows_fallback, (long long)c.st.rows);
+    snprintf(more, sizeof more, "\"rows\": %lld, \"fallback_rows\": %lld",
+             (long long)c.st.rows / runs, (long long)c.st.rows_fallback / runs);
     double bytes = 2.0 * (double)(kv * h * d) * (double)frt_dtype_size(dt);
     if (t > 0) emit(out, name, bytes, true, t, m->dram_gbps, peak, rss0, b.inputs_mb, more);
     bufs_free(&b);
@@ -339,7 +354,7 @@ static int sweep_tiles(bench_out *out, const bench_machine *m, frt_pool *pool)
             for (size_t k = 0; k < sizeof bks / sizeof bks[0]; k++) {
                 frt_attn_set_tiles(bqs[i], bks[k]);
                 flash_ctx c = {&b, pool};
-                double t = time_best(run_flash, &c, 2, 0.3);
+                double t = time_best(run_flash, &c, 2, 0.3, NULL);
                 char name[96];
                 snprintf(name, sizeof name, "flash f32 d%lld n%lld noncausal bq%d bk%d",
                          (long long)d, (long long)n, bqs[i], bks[k]);
@@ -354,7 +369,7 @@ static int sweep_tiles(bench_out *out, const bench_machine *m, frt_pool *pool)
 
 int bench_attn_main(int argc, char **argv)
 {
-    attn_opts o = {.max_n = 16384, .naive_max_mb = 1024};
+    attn_opts o = {.max_n = 16384, .naive_max_mb = 512};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             o.json = true;
@@ -367,6 +382,8 @@ int bench_attn_main(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--max-n") && i + 1 < argc)
             o.max_n = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            o.only = argv[++i];
         else if (!strcmp(argv[i], "--naive-max-mb") && i + 1 < argc)
             o.naive_max_mb = atof(argv[++i]);
         else if (!strcmp(argv[i], "--tiles") && i + 1 < argc) {
@@ -396,19 +413,19 @@ int bench_attn_main(int argc, char **argv)
         int64_t d = di ? 128 : 64, h = di ? 4 : 8;
         for (int64_t n = 512; n <= o.max_n && n <= 16384; n *= 2)
             for (int causal = 0; causal < 2; causal++) {
-                flash_case(out, &m, pool, FRT_F32, d, h, n, causal);
+                flash_case(out, &m, pool, FRT_F32, d, h, n, causal, &o);
                 naive_case(out, &m, pool, d, h, n, causal, &o);
             }
     }
     int64_t nh = o.max_n < 4096 ? o.max_n : 4096;
-    flash_case(out, &m, pool, FRT_F16, 128, 4, nh, false);
-    flash_case(out, &m, pool, FRT_BF16, 128, 4, nh, false);
+    flash_case(out, &m, pool, FRT_F16, 128, 4, nh, false, &o);
+    flash_case(out, &m, pool, FRT_BF16, 128, 4, nh, false, &o);
     static const int64_t kvs[] = {1024, 4096, 16384, 32768, 65536};
     for (int dt = 0; dt < 2; dt++)
         for (size_t i = 0; i < sizeof kvs / sizeof kvs[0]; i++) {
             if (o.quick && kvs[i] > 16384) break;
             for (int u = 0; u < 2; u++)
-                decode_case(out, &m, pool, dt ? FRT_F32 : FRT_F16, kvs[i], u);
+                decode_case(out, &m, pool, dt ? FRT_F32 : FRT_F16, kvs[i], u, &o);
         }
     bench_out_end(out);
     return 0;

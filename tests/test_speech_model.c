@@ -1,0 +1,587 @@
+/* FlashSpeech model: every module and the whole pipeline against the goldens
+ * of tools/make_tiny_speech.py (float64 PyTorch), preconditioning values,
+ * the seeded generator, limits and failure paths.
+ *
+ * Error measure throughout: max_i |c_i - r_i| / max_i |r_i| (the largest
+ * error relative to the largest reference magnitude), required <= 1e-4. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "fs_internal.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#define TINY    FRT_TEST_DATA "/speech/flashspeech-tiny"
+#define GOLDENS FRT_TEST_DATA "/speech/goldens/flashspeech-tiny.safetensors"
+#define TOL     1e-4
+
+static frt_fs_model *model;
+static frt_st *gold;
+
+static void setup(void)
+{
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &model), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_st_open(GOLDENS, &gold), FRT_OK, "%s", frt_last_error());
+}
+
+static void teardown(void)
+{
+    frt_fs_model_close(model);
+    frt_st_close(gold);
+}
+
+static const float *g32(const char *name, int64_t *n)
+{
+    frt_tensor t;
+    cr_assert_eq(frt_st_get(gold, name, &t), FRT_OK, "%s", frt_last_error());
+    if (n) *n = frt_tensor_numel(&t);
+    return t.data;
+}
+
+static const int32_t *gi32(const char *name, int64_t *n)
+{
+    return (const int32_t *)g32(name, n);
+}
+
+static double rel_err(const float *c, const float *r, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)c[i] - r[i]);
+        if (!(d <= num)) num = d; /* NaN propagates */
+        if (fabs(r[i]) > den) den = fabs(r[i]);
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+static void check(const char *what, const float *c, const char *golden)
+{
+    int64_t n;
+    const float *r = g32(golden, &n);
+    double e = rel_err(c, r, n);
+    cr_log_info("%s: rel err %.3g over %lld values", what, e, (long long)n);
+    cr_assert(e <= TOL, "%s: rel err %.3g > %g", what, e, TOL);
+}
+
+/* The refiners add alpha * residual to an O(1) init: compare the residuals,
+ * or the init would hide the network's error. */
+static void check_residual(const char *what, const float *c, const float *init, const char *golden)
+{
+    int64_t n;
+    const float *r = g32(golden, &n);
+    float *dc = malloc((size_t)n * sizeof(float)), *dr = malloc((size_t)n * sizeof(float));
+    cr_assert(dc && dr);
+    for (int64_t i = 0; i < n; i++) dc[i] = c[i] - init[i], dr[i] = r[i] - init[i];
+    double e = rel_err(dc, dr, n), mag = 0;
+    for (int64_t i = 0; i < n; i++) mag = fmax(mag, fabs(dr[i]));
+    cr_log_info("%s: residual rel err %.3g over %lld values (max |residual| %.3g)", what, e,
+                (long long)n, mag);
+    cr_assert(mag > 1e-3, "%s: residual too small to test", what);
+    /* init - init in float32 loses the low bits of the residual */
+    cr_assert(e <= TOL + 1e-6 / mag, "%s: residual rel err %.3g", what, e);
+    free(dc);
+    free(dr);
+}
+
+static float *buf(size_t n)
+{
+    float *p = frt_alloc(n * sizeof(float));
+    cr_assert(p);
+    tu_poison(p, n);
+    return p;
+}
+
+TestSuite(fs_module, .init = setup, .fini = teardown);
+
+Test(fs_module, preconditioning_values)
+{
+    const fs_config *c = &model->cfg;
+    double skip, out, in, noise;
+    fs_precond(c, 80.0, &skip, &out, &in, &noise);
+    cr_assert(fabs(skip - 3.9e-5) < 1e-6, "c_skip(80) %g", skip);
+    cr_assert(fabs(out - 0.49998) < 1e-5, "c_out(80) %g", out);
+    cr_assert(fabs(in - 0.0125) < 1e-5, "c_in(80) %g", in);
+    cr_assert(fabs(noise - log(80.0) / 4) < 1e-12);
+    fs_precond(c, 2.0, &skip, &out, &in, &noise);
+    cr_assert(fabs(skip - 0.0589) < 1e-4, "c_skip(2) %g", skip);
+    cr_assert(fabs(out - 0.4846) < 1e-4, "c_out(2) %g", out);
+    cr_assert(fabs(in - 0.4851) < 1e-4, "c_in(2) %g", in);
+}
+
+Test(fs_module, noise_generator_matches_python)
+{
+    int64_t n;
+    const float *ref = g32("noise.seed42", &n);
+    float v[7];
+    uint64_t st = 42;
+    frt_fs_noise_fill(&st, v, 7);
+    for (int i = 0; i < 7; i++)
+        cr_assert_eq(v[i], ref[i], "value %d: %.9g vs %.9g", i, v[i], ref[i]);
+    /* 7 values consume 8 draws; a fresh fill continues from there */
+    cr_assert_eq(st, 42 + 8 * 0x9E3779B97F4A7C15ull);
+    uint64_t a = 5, b = 5;
+    float x[64], y[64];
+    frt_fs_noise_fill(&a, x, 64);
+    frt_fs_noise_fill(&b, y, 64);
+    cr_assert_eq(memcmp(x, y, sizeof(x)), 0);
+    double mean = 0, var = 0;
+    for (int i = 0; i < 64; i++) mean += x[i] / 64.0;
+    for (int i = 0; i < 64; i++) var += (x[i] - mean) * (x[i] - mean) / 63.0;
+    cr_assert(fabs(mean) < 0.5 && var > 0.5 && var < 1.6, "mean %g var %g", mean, var);
+}
+
+Test(fs_module, codec_encoder)
+{
+    int64_t n;
+    const float *pcm = g32("codec_encoder.pcm", &n);
+    int hop = frt_fs_model_hop(model), d = model->cfg.latent_dim;
+    int64_t frames = (n + hop - 1) / hop;
+    float *x = buf((size_t)(frames * hop)), *lat = buf((size_t)(frames * d));
+    memcpy(x, pcm, (size_t)n * sizeof(float));
+    memset(x + n, 0, (size_t)(frames * hop - n) * sizeof(float));
+    model->arena.used = 0;
+    cr_assert_eq(fs_codec_encode(model, x, frames * hop, lat), FRT_OK, "%s", frt_last_error());
+    check("codec encoder", lat, "codec_encoder.out");
+    frt_free(x);
+    frt_free(lat);
+}
+
+Test(fs_module, prompt_encoder)
+{
+    int64_t n;
+    const float *lat = g32("prompt_encoder.latents", &n);
+    float *spk = buf((size_t)model->cfg.n_queries * model->cfg.hidden);
+    model->arena.used = 0;
+    cr_assert_eq(fs_prompt_encoder(model, lat, n / model->cfg.latent_dim, spk), FRT_OK, "%s",
+                 frt_last_error());
+    check("prompt encoder", spk, "prompt_encoder.out");
+    frt_free(spk);
+}
+
+Test(fs_module, phoneme_encoder_and_duration_predictor)
+{
+    int64_t n;
+    const int32_t *ids = gi32("phoneme_encoder.ids", &n);
+    const float *spk = g32("prompt_encoder.out", NULL);
+    float *h = buf((size_t)(n * model->cfg.hidden)), *ld = buf((size_t)n);
+    model->arena.used = 0;
+    cr_assert_eq(fs_phoneme_encoder(model, ids, n, spk, h), FRT_OK, "%s", frt_last_error());
+    check("phoneme encoder", h, "phoneme_encoder.out");
+    /* the predictor from the golden input, so its error is its own */
+    cr_assert_eq(
+        fs_prosody_predict(model, &model->w.dur, g32("phoneme_encoder.out", NULL), n, spk, ld),
+        FRT_OK, "%s", frt_last_error());
+    check("duration predictor", ld, "duration_predictor.out");
+    frt_free(h);
+    frt_free(ld);
+}
+
+Test(fs_module, length_regulator_with_speed)
+{
+    int64_t n, t;
+    const float *ld = g32("length_regulator.log_dur", &n);
+    const int32_t *ref = gi32("length_regulator.durations", NULL);
+    int32_t dur[64];
+    int64_t total = fs_durations(ld, n, 1.3f, dur);
+    int64_t sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert_eq(dur[i], ref[i], "phoneme %lld: %d frames, reference %d", (long long)i, dur[i],
+                     ref[i]);
+        sum += ref[i];
+    }
+    cr_assert_eq(total, sum);
+    const float *e_ref = g32("length_regulator.out", &t);
+    cr_assert_eq(t, sum * model->cfg.hidden);
+    float *e = buf((size_t)t);
+    fs_length_regulate(g32("phoneme_encoder.out", NULL), n, model->cfg.hidden, dur, e);
+    cr_assert_eq(memcmp(e, e_ref, (size_t)t * sizeof(float)), 0);
+    frt_free(e);
+
+    /* speed scales the frames: x = log(d + 1) with d = 6 gives 6, 3 at speed 2,
+     * 12 at 0.5; negative and huge values clamp */
+    float x[4] = {logf(7.0f), -3.0f, 1e30f, NAN};
+    int32_t d[4];
+    fs_durations(x, 1, 1.0f, d);
+    cr_assert_eq(d[0], 6);
+    fs_durations(x, 1, 2.0f, d);
+    cr_assert_eq(d[0], 3);
+    fs_durations(x, 1, 0.5f, d);
+    cr_assert_eq(d[0], 12);
+    int64_t tot = fs_durations(x, 4, 1.0f, d);
+    cr_assert_eq(d[1], 0);
+    cr_assert_eq(d[2], INT32_MAX);
+    cr_assert_eq(d[3], 0);
+    cr_assert_eq(tot, 6 + (int64_t)INT32_MAX);
+}
+
+Test(fs_module, pitch_predictor_and_embedding)
+{
+    int64_t t;
+    const float *e = g32("length_regulator.out", &t);
+    t /= model->cfg.hidden;
+    const float *spk = g32("prompt_encoder.out", NULL);
+    float *lf0 = buf((size_t)t), *c = buf((size_t)(t * model->cfg.hidden));
+    model->arena.used = 0;
+    cr_assert_eq(fs_prosody_predict(model, &model->w.pitch, e, t, spk, lf0), FRT_OK, "%s",
+                 frt_last_error());
+    check("pitch predictor", lf0, "pitch_predictor.out");
+    fs_pitch_embed(model, e, g32("pitch_embed.log_f0", NULL), t, c);
+    check("pitch embedding", c, "pitch_embed.out");
+    /* bins: 50 Hz -> 0, 1100 Hz -> last, outside clamps */
+    cr_assert_eq(fs_pitch_bin(&model->cfg, logf(50.0f)), 0);
+    cr_assert_eq(fs_pitch_bin(&model->cfg, logf(1100.0f)), model->cfg.pitch_bins - 1);
+    cr_assert_eq(fs_pitch_bin(&model->cfg, 0.0f), 0);
+    cr_assert_eq(fs_pitch_bin(&model->cfg, 30.0f), model->cfg.pitch_bins - 1);
+    frt_free(lf0);
+    frt_free(c);
+}
+
+Test(fs_module, prosody_refiners)
+{
+    int64_t n, t;
+    const float *spk = g32("prompt_encoder.out", NULL);
+    const float *h = g32("phoneme_encoder.out", &n);
+    const float *e = g32("length_regulator.out", &t);
+    n /= model->cfg.hidden, t /= model->cfg.hidden;
+    float *o = buf((size_t)t);
+    model->arena.used = 0;
+    cr_assert_eq(fs_refine(model, &model->w.dur_ref, g32("duration_refiner.init", NULL),
+                           g32("duration_refiner.eps", NULL), n, h, spk, o),
+                 FRT_OK, "%s", frt_last_error());
+    check_residual("duration refiner", o, g32("duration_refiner.init", NULL),
+                   "duration_refiner.out");
+    cr_assert_eq(fs_refine(model, &model->w.pitch_ref, g32("pitch_refiner.init", NULL),
+                           g32("pitch_refiner.eps", NULL), t, e, spk, o),
+                 FRT_OK, "%s", frt_last_error());
+    check_residual("pitch refiner", o, g32("pitch_refiner.init", NULL), "pitch_refiner.out");
+    frt_free(o);
+}
+
+Test(fs_module, lcm_consistency_function)
+{
+    int64_t n;
+    const float *x = g32("lcm.x", &n);
+    int d = model->cfg.latent_dim, hd = model->cfg.hidden;
+    int64_t t = n / d;
+    const float *c = g32("pitch_embed.out", NULL);
+    float *ct = buf((size_t)(hd * t)), *xs = buf((size_t)n), *y = buf((size_t)n);
+    fs_transpose(ct, c, t, hd);
+    const double sig[2] = {80.0, 2.0};
+    const char *names[2] = {"lcm.out_s80", "lcm.out_s2"};
+    for (int k = 0; k < 2; k++) {
+        for (int64_t j = 0; j < n; j++) xs[j] = (float)(x[j] * sig[k]);
+        model->arena.used = 0;
+        cr_assert_eq(fs_consistency(model, &model->w.lcm, xs, t, sig[k], ct,
+                                    g32("prompt_encoder.out", NULL), y),
+                     FRT_OK, "%s", frt_last_error());
+        check(names[k], y, names[k]);
+    }
+    frt_free(ct);
+    frt_free(xs);
+    frt_free(y);
+}
+
+Test(fs_module, codec_decoder)
+{
+    int64_t n;
+    const float *z = g32("codec_decoder.z", &n);
+    int64_t t = n / model->cfg.latent_dim;
+    float *zs = buf((size_t)n), *pcm = buf((size_t)(t * frt_fs_model_hop(model)));
+    for (int64_t j = 0; j < n; j++) zs[j] = z[j] * model->cfg.latent_norm;
+    model->arena.used = 0;
+    cr_assert_eq(fs_codec_decode(model, zs, t, pcm), FRT_OK, "%s", frt_last_error());
+    check("codec decoder", pcm, "codec_decoder.out");
+    frt_free(zs);
+    frt_free(pcm);
+}
+
+/* ---- the whole pipeline ------------------------------------------------------ */
+
+static void run_pipeline(int steps, const char *noise, const char *durs, const char *pcm_name)
+{
+    int64_t n, tp, nn;
+    const int32_t *ids = gi32("pipeline.ids", &n);
+    const float *lat = g32("pipeline.prompt_latents", &tp);
+    frt_fs_prompt *prompt;
+    cr_assert_eq(
+        frt_fs_prompt_from_latents(model, lat, (size_t)(tp / model->cfg.latent_dim), &prompt),
+        FRT_OK, "%s", frt_last_error());
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.steps = steps;
+    o.noise = g32(noise, &nn);
+    o.noise_len = (size_t)nn;
+    float *pcm;
+    size_t ns;
+    cr_assert_eq(frt_fs_synthesize(model, ids, (size_t)n, prompt, &o, &pcm, &ns), FRT_OK, "%s",
+                 frt_last_error());
+    int64_t ref_n, nd;
+    g32(pcm_name, &ref_n);
+    const int32_t *d = gi32(durs, &nd);
+    int64_t frames = 0;
+    for (int64_t i = 0; i < nd; i++) frames += d[i];
+    cr_assert_eq((int64_t)ns, ref_n, "%zu samples, reference %lld", ns, (long long)ref_n);
+    cr_assert_eq((int64_t)ns, frames * frt_fs_model_hop(model));
+    check(pcm_name, pcm, pcm_name);
+
+    /* the seed that made the golden noise gives the same audio */
+    o.noise = NULL;
+    o.noise_len = 0;
+    o.seed = 1234;
+    float *pcm2;
+    size_t ns2;
+    cr_assert_eq(frt_fs_synthesize(model, ids, (size_t)n, prompt, &o, &pcm2, &ns2), FRT_OK);
+    cr_assert_eq(ns2, ns);
+    cr_assert_eq(memcmp(pcm, pcm2, ns * sizeof(float)), 0, "seeded run differs from its noise");
+    frt_free(pcm);
+    frt_free(pcm2);
+    frt_fs_prompt_free(prompt);
+}
+
+Test(fs_module, pipeline_one_step)
+{
+    run_pipeline(1, "pipeline.noise1", "pipeline.durations1", "pipeline.pcm1");
+}
+
+Test(fs_module, pipeline_two_steps)
+{
+    run_pipeline(2, "pipeline.noise2", "pipeline.durations2", "pipeline.pcm2");
+}
+
+Test(fs_module, pipeline_zero_prompt_speed)
+{
+    int64_t n, ref_n;
+    const int32_t *ids = gi32("pipeline.ids", &n);
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.seed = 7;
+    o.speed = 1.5f;
+    float *pcm;
+    size_t ns;
+    cr_assert_eq(frt_fs_synthesize(model, ids, (size_t)n, NULL, &o, &pcm, &ns), FRT_OK, "%s",
+                 frt_last_error());
+    g32("pipeline.pcm_zero", &ref_n);
+    cr_assert_eq((int64_t)ns, ref_n);
+    check("pipeline zero prompt, speed 1.5", pcm, "pipeline.pcm_zero");
+    frt_free(pcm);
+}
+
+Test(fs_module, encode_prompt_from_audio)
+{
+    int64_t n;
+    const float *pcm = g32("codec_encoder.pcm", &n);
+    frt_fs_prompt *a, *b;
+    cr_assert_eq(frt_fs_encode_prompt(model, pcm, (size_t)n, &a), FRT_OK, "%s", frt_last_error());
+    /* same as the codec golden fed to the prompt encoder */
+    int64_t nl;
+    const float *lat = g32("codec_encoder.out", &nl);
+    cr_assert_eq(frt_fs_prompt_from_latents(model, lat, (size_t)(nl / model->cfg.latent_dim), &b),
+                 FRT_OK);
+    size_t q = (size_t)model->cfg.n_queries * model->cfg.hidden;
+    double e = rel_err(a->spk, b->spk, (int64_t)q);
+    cr_assert(e <= TOL, "prompt from audio vs from latents: %g", e);
+    frt_fs_prompt_free(a);
+    frt_fs_prompt_free(b);
+}
+
+/* ---- limits: buffers sized exactly for a request suffice --------------------- */
+
+Test(fs_limits, exact_limits_suffice_and_one_less_fails)
+{
+    frt_st *g;
+    cr_assert_eq(frt_st_open(GOLDENS, &g), FRT_OK);
+    frt_tensor t_ids, t_d, t_lat, t_noise, t_pcm;
+    cr_assert_eq(frt_st_get(g, "pipeline.ids", &t_ids), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "pipeline.durations2", &t_d), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "pipeline.prompt_latents", &t_lat), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "pipeline.noise2", &t_noise), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "codec_encoder.pcm", &t_pcm), FRT_OK);
+    int n = (int)t_ids.shape[0], frames = 0;
+    for (int i = 0; i < n; i++) frames += ((int32_t *)t_d.data)[i];
+    /* the 9 prompt frames of latents bound the prompt; the audio has 8 */
+    int hop = 320;
+    frt_fs_limits lim = {.max_phonemes = n,
+                         .max_frames = frames,
+                         .max_prompt_samples = (size_t)t_lat.shape[0] * hop};
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(TINY, &lim, &m), FRT_OK, "%s", frt_last_error());
+    frt_fs_prompt *p;
+    cr_assert_eq(frt_fs_encode_prompt(m, t_pcm.data, (size_t)t_pcm.shape[0], &p), FRT_OK, "%s",
+                 frt_last_error());
+    frt_fs_prompt_free(p);
+    cr_assert_eq(frt_fs_prompt_from_latents(m, t_lat.data, (size_t)t_lat.shape[0], &p), FRT_OK);
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.steps = 2;
+    o.noise = t_noise.data;
+    o.noise_len = (size_t)t_noise.shape[0];
+    float *pcm;
+    size_t ns;
+    cr_assert_eq(frt_fs_synthesize(m, t_ids.data, (size_t)n, p, &o, &pcm, &ns), FRT_OK, "%s",
+                 frt_last_error());
+    cr_log_info("arena: %zu of %zu bytes used at the limits", m->arena.peak, m->arena.cap);
+    frt_free(pcm);
+    /* fewer values than the streams need */
+    o.noise_len -= 1;
+    cr_assert_eq(frt_fs_synthesize(m, t_ids.data, (size_t)n, p, &o, &pcm, &ns),
+                 FRT_ERR_INVALID_ARG);
+    frt_fs_model_close(m);
+
+    lim.max_frames = frames - 1;
+    lim.max_prompt_samples = (size_t)t_pcm.shape[0] - 1;
+    cr_assert_eq(frt_fs_model_open(TINY, &lim, &m), FRT_OK);
+    o.noise_len += 1;
+    pcm = NULL;
+    /* a prompt made by another model of the same sizes is usable */
+    cr_assert_eq(frt_fs_synthesize(m, t_ids.data, (size_t)n, p, &o, &pcm, &ns), FRT_ERR_LIMIT);
+    cr_assert_null(pcm);
+    cr_assert(strstr(frt_last_error(), "max_frames"));
+    frt_fs_prompt_free(p);
+    cr_assert_eq(frt_fs_encode_prompt(m, t_pcm.data, (size_t)t_pcm.shape[0], &p), FRT_ERR_LIMIT);
+    cr_assert_eq(frt_fs_synthesize(m, t_ids.data, (size_t)n + 1, NULL, NULL, &pcm, &ns),
+                 FRT_ERR_LIMIT);
+    frt_fs_model_close(m);
+    frt_st_close(g);
+}
+
+Test(fs_limits, bad_arguments)
+{
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &m), FRT_OK);
+    int32_t ids[3] = {3, 10, 20};
+    float *pcm = NULL;
+    size_t ns;
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    cr_assert_eq(frt_fs_synthesize(m, ids, 0, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    o.steps = 3;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    o.steps = 2;
+    o.speed = 0;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    o.speed = 1;
+    o.sigma_inter = -1;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    o.sigma_inter = 0;
+    ids[1] = 999;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    ids[1] = -1;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &pcm, &ns), FRT_ERR_INVALID_ARG);
+    cr_assert_null(pcm);
+    ids[1] = 10;
+    /* a configurable second sigma changes the audio; the default is config's 2.0 */
+    float *a, *b, *c;
+    size_t na, nb, nc;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &a, &na), FRT_OK, "%s", frt_last_error());
+    o.sigma_inter = 2.0f;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &b, &nb), FRT_OK);
+    o.sigma_inter = 2.5152f;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &c, &nc), FRT_OK);
+    cr_assert(na == nb && nb == nc && na > 0);
+    cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0);
+    cr_assert_neq(memcmp(a, c, na * sizeof(float)), 0);
+    float x = 0;
+    frt_fs_prompt *p;
+    cr_assert_eq(frt_fs_encode_prompt(m, &x, 0, &p), FRT_ERR_INVALID_ARG);
+    cr_assert_eq(frt_fs_prompt_from_latents(m, &x, 0, &p), FRT_ERR_INVALID_ARG);
+    int np;
+    const char *const *sym = frt_fs_model_phonemes(m, &np);
+    cr_assert_eq(np, 76);
+    cr_assert_str_eq(sym[0], "<pad>");
+    cr_assert_str_eq(sym[3], " ");
+    cr_assert_eq(frt_fs_model_sample_rate(m), 16000);
+    cr_assert_eq(frt_fs_model_hop(m), 320);
+    frt_free(a);
+    frt_free(b);
+    frt_free(c);
+    frt_fs_model_close(m);
+}
+
+/* ---- broken checkpoints ----------------------------------------------------- */
+
+static char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)len + 1);
+    cr_assert(s && fread(s, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    s[len] = 0;
+    *n = (size_t)len;
+    return s;
+}
+
+/* A checkpoint dir with the tiny weights and config.json where `from` is
+ * replaced by `to` (both literal text of the file). */
+static frt_status open_edited(const char *from, const char *to)
+{
+    size_t n;
+    char *cfg = read_all(TINY "/config.json", &n);
+    char *at = strstr(cfg, from);
+    cr_assert(at, "config lacks %s", from);
+    size_t out_n = n - strlen(from) + strlen(to);
+    char *out = malloc(out_n + 1);
+    size_t pre = (size_t)(at - cfg);
+    memcpy(out, cfg, pre);
+    memcpy(out + pre, to, strlen(to));
+    strcpy(out + pre + strlen(to), at + strlen(from));
+    char *dir = tu_tmpdir();
+    free(tu_write_file(dir, "config.json", out, out_n));
+    char link[4200];
+    snprintf(link, sizeof(link), "%s/model.safetensors", dir);
+    cr_assert_eq(
+        symlink(FRT_SOURCE_DIR "/tests/data/speech/flashspeech-tiny/model.safetensors", link), 0);
+    frt_fs_model *m = NULL;
+    frt_status s = frt_fs_model_open(dir, NULL, &m);
+    if (s == FRT_OK) frt_fs_model_close(m);
+    tu_rmtree(dir);
+    free(dir);
+    free(cfg);
+    free(out);
+    return s;
+}
+
+Test(fs_checkpoint, unchanged_copy_opens)
+{
+    cr_assert_eq(open_edited("\"encoder_layers\": 2", "\"encoder_layers\": 2"), FRT_OK, "%s",
+                 frt_last_error());
+}
+
+Test(fs_checkpoint, missing_tensor)
+{
+    cr_assert_eq(open_edited("\"encoder_layers\": 2", "\"encoder_layers\": 3"), FRT_ERR_NOT_FOUND);
+    cr_assert(strstr(frt_last_error(), "phoneme_encoder.layers.2"), "%s", frt_last_error());
+}
+
+Test(fs_checkpoint, wrong_shape)
+{
+    cr_assert_eq(open_edited("\"ffn_filter\": 48", "\"ffn_filter\": 40"), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "ffn.conv1.weight"), "%s", frt_last_error());
+    cr_assert_eq(open_edited("\"codec_strides\": [\n    8,", "\"codec_strides\": [\n    4,"),
+                 FRT_ERR_FORMAT);
+}
+
+Test(fs_checkpoint, bad_config)
+{
+    cr_assert_eq(open_edited("\"ffn_kernel\": 9", "\"ffn_kernel\": 8"), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "ffn_kernel"));
+    cr_assert_eq(open_edited("\"model_type\": \"flashspeech\"", "\"model_type\": \"llama\""),
+                 FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"phonemes\"", "\"phonemes_x\""), FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"num_heads\": 2", "\"num_heads\": 3"), FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"num_heads\": 2", "\"num_heads\": 4"), FRT_ERR_UNSUPPORTED);
+    cr_assert_eq(open_edited("\"sigma_max\": 80.0", "\"sigma_max\": -1"), FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"codec_strides\": [\n    8,", "\"codec_strides\": [\n    1,"),
+                 FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"hidden_size\": 32", "\"hidden_size\": \"x\""), FRT_ERR_FORMAT);
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open("/nonexistent/flashspeech", NULL, &m), FRT_ERR_NOT_FOUND);
+}

@@ -408,7 +408,10 @@ static frt_status map_token(const frt_phoneme_map *m, const char *t, size_t len,
                             frt_phoneme_seq *seq)
 {
     int id = find_symbol(m, t, len);
-    if (id >= 0) return seq_push(seq, id);
+    if (id >= 0) {
+        seq->sounds++;
+        return seq_push(seq, id);
+    }
     for (size_t i = 0; i < len;) {
         int best = -1;
         size_t best_len = 0;
@@ -418,6 +421,7 @@ static frt_status map_token(const frt_phoneme_map *m, const char *t, size_t len,
             if (sl <= len - i && memcmp(s, t + i, sl) == 0) best = m->by_len[k], best_len = sl;
         }
         if (best >= 0) {
+            seq->sounds++;
             FRT_TRY(seq_push(seq, best));
             i += best_len;
         } else {

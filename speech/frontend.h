@@ -92,6 +92,7 @@ typedef struct frt_phoneme_seq {
     int32_t *ids;
     size_t n, cap;
     size_t unknown;     /* symbols skipped because the inventory lacks them */
+    size_t sounds;      /* ids that are phonemes (not boundaries or pauses) */
     int trailing_pause; /* ms of silence the caller should add after the audio,
                            for final punctuation the inventory has no symbol for */
 } frt_phoneme_seq;

@@ -210,6 +210,32 @@ Test(g2p, espeak_english)
     cr_assert_eq(frt_g2p_espeak_open("no-such-voice-xx", &g), FRT_ERR_NOT_FOUND);
 }
 
+Test(g2p, espeak_survives_odd_text)
+{
+    frt_g2p *g;
+    cr_assert_eq(frt_g2p_espeak_open(NULL, &g), FRT_OK);
+    static const char *const pieces[] = {
+        "a",     "Zz", "9",  "3.14", ",",  ".", "?",  " ", "\n", "\t",  "\x01",        "<",
+        "&amp;", "[[", "]]", "é",    "中", "😀", "\"", "'", "-",  "...", "\xE2\x80\x94"};
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    for (int it = 0; it < 300; it++) {
+        char buf[512];
+        size_t len = 0;
+        int k = 1 + (int)(tu_next(&r) % 40);
+        for (int i = 0; i < k; i++) {
+            const char *p = pieces[tu_next(&r) % (sizeof pieces / sizeof *pieces)];
+            memcpy(buf + len, p, strlen(p));
+            len += strlen(p);
+        }
+        frt_strbuf b = {0};
+        cr_assert_eq(g->phonemize(g, buf, len, &b), FRT_OK, "%.*s", (int)len, buf);
+        if (b.s) cr_assert(frt_utf8_valid(b.s, b.len, NULL));
+        frt_strbuf_free(&b);
+    }
+    frt_g2p_free(g);
+}
+
 typedef struct {
     frt_g2p *g;
     const char *text;
@@ -291,6 +317,7 @@ Test(inventory, whole_greedy_space_and_punctuation)
     int want[] = {H, SCHWA, L, STRESS, OU, SP, ETH, STRESS, EPS, R, COMMA, T, S, DOT};
     expect_ids(&q, want, sizeof want / sizeof *want);
     cr_assert_eq(q.unknown, 0);
+    cr_assert_eq(q.sounds, 11);
     cr_assert_eq(q.trailing_pause, 0, "the inventory has '.'");
     frt_phoneme_seq_free(&q);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "alloc.h"
 #include "clip.h"
 #include "config.h"
 #include "cpu.h"
@@ -533,4 +534,65 @@ Test(llama, converted_bin_checkpoint_loads)
     tu_rmtree(dir);
     free(script);
     free(dir);
+}
+
+/* ---- allocation failures: every open path fails cleanly (no leak, no crash) ---------- */
+
+typedef frt_status (*open_fn)(void **out);
+static frt_status open_llama(void **out)
+{
+    return frt_llama_open_dir(MODELS "/llama-tiny-sharded",
+                              &(frt_llama_options){.kv_dtype = FRT_F16}, (frt_llama **)out);
+}
+static frt_status open_clip(void **out)
+{
+    return frt_clip_open_dir(MODELS "/vstream-tiny", NULL, (frt_clip **)out);
+}
+static void close_llama(void *p)
+{
+    frt_llama_close(p);
+}
+static void close_clip(void *p)
+{
+    frt_clip_close(p);
+}
+
+Test(llama, allocation_failures_on_open)
+{
+    struct {
+        open_fn open;
+        void (*close)(void *);
+        const char *what;
+    } cases[] = {{open_llama, close_llama, "llama"}, {open_clip, close_clip, "clip"}};
+    for (size_t c = 0; c < 2; c++) {
+        int n;
+        for (n = 1; n < 1000; n++) {
+            void *obj = NULL;
+            frt_alloc_fail_after(n);
+            frt_status s = cases[c].open(&obj);
+            frt_alloc_fail_after(0);
+            if (s == FRT_OK) {
+                cases[c].close(obj);
+                break;
+            }
+            cr_assert_eq(s, FRT_ERR_NOMEM, "%s, allocation %d: %s (%s)", cases[c].what, n,
+                         frt_status_name(s), frt_last_error());
+            cr_assert_null(obj);
+        }
+        cr_log_info("%s: open survives a failure at each of its %d allocations", cases[c].what,
+                    n - 1);
+        cr_expect_gt(n, 5, "%s: the injection never hit", cases[c].what);
+    }
+    /* a failure inside a forward pass leaves the position; the next call works */
+    frt_llama *m = open_model("llama-tiny", NULL);
+    int32_t ids[3] = {1, 5, 9};
+    float logits[V];
+    frt_alloc_fail_after(1);
+    frt_status s = frt_llama_prefill(m, ids, NULL, 3, logits, 1);
+    frt_alloc_fail_after(0);
+    cr_expect(s == FRT_OK || s == FRT_ERR_NOMEM);
+    cr_expect_eq(frt_llama_pos(m), s == FRT_OK ? 3 : 0);
+    frt_llama_reset(m);
+    cr_expect_eq(frt_llama_prefill(m, ids, NULL, 3, logits, 1), FRT_OK);
+    frt_llama_close(m);
 }

@@ -329,6 +329,15 @@ Test(flash, tiny_and_empty)
         cr_assert_eq(frt_cpu_flash_attn(&b.a, NULL), FRT_OK);
         for (int64_t i = 0; i < c.nq; i++)
             for (int64_t x = 0; x < c.h * c.d; x++) cr_assert_eq(b.o[i * b.a.o_st + x], 0.0f);
+        tu_poison(b.o, b.o_n);
+        b.a.nq = 2;
+        b.a.p.use_unified_max = true;
+        frt_decode_stats st = {0};
+        cr_assert_eq(frt_cpu_decode_attn(&b.a, NULL, &st), FRT_OK);
+        for (int64_t i = 0; i < 2; i++)
+            for (int64_t x = 0; x < c.h * c.d; x++) cr_assert_eq(b.o[i * b.a.o_st + x], 0.0f);
+        cr_assert_eq(st.rows, 4);
+        cr_assert_eq(st.rows_fallback, 0);
         free_buf(&b);
     }
     frt_cpu_restrict(NULL);

@@ -392,6 +392,40 @@ static void empty_path(tu_rng *r, int isa, frt_pool *pool)
     (void)r;
 }
 
+/* The pool splits work without changing any result: every op gives the same
+ * bits inline and on 3 threads (sizes large enough to be split). */
+static void threads_path(tu_rng *r, int isa, frt_pool *pool)
+{
+    if (!pool) return;
+    const int64_t rows = 77, cols = 1031, n = rows * cols;
+    float *x = rand_buf(r, (size_t)n, -8, 8), *w = rand_buf(r, (size_t)cols, -2, 2);
+    float *a = fbuf((size_t)n), *b = fbuf((size_t)n);
+    for (int kind = 0; kind < FRT_ACT_COUNT; kind++) {
+        frt_cpu_act(a, x, n, kind, NULL);
+        frt_cpu_act(b, x, n, kind, pool);
+        cr_assert(!memcmp(a, b, (size_t)n * sizeof *a), "%s %s", ACT_NAMES[kind], ISA_NAMES[isa]);
+    }
+    frt_cpu_layernorm(a, x, w, w, rows, cols, 1e-5f, NULL);
+    frt_cpu_layernorm(b, x, w, w, rows, cols, 1e-5f, pool);
+    cr_assert(!memcmp(a, b, (size_t)n * sizeof *a), "layernorm %s", ISA_NAMES[isa]);
+    frt_cpu_softmax(a, x, rows, cols, NULL);
+    frt_cpu_softmax(b, x, rows, cols, pool);
+    cr_assert(!memcmp(a, b, (size_t)n * sizeof *a), "softmax %s", ISA_NAMES[isa]);
+    /* RoPE over 1000 tokens of 1 head of d 64 (n = 77 * 1031 >= 64000) */
+    memcpy(a, x, (size_t)n * sizeof *a);
+    memcpy(b, x, (size_t)n * sizeof *b);
+    frt_cpu_rope(a, 1000, 1, 64, 64, 64, 59000, 500000.0f, 2.0f, NULL);
+    frt_cpu_rope(b, 1000, 1, 64, 64, 64, 59000, 500000.0f, 2.0f, pool);
+    cr_assert(!memcmp(a, b, (size_t)n * sizeof *a), "rope %s", ISA_NAMES[isa]);
+    /* conv1d with few output channels, so that time is split as well */
+    const int64_t cin = 16, tin = 1031, cout = 10, k = 5;
+    int64_t tout = frt_conv1d_out_len(tin, k, 1, 2, 1);
+    frt_cpu_conv1d(a, x, w, w, cin, tin, cout, k, 1, 2, 1, 1, NULL);
+    frt_cpu_conv1d(b, x, w, w, cin, tin, cout, k, 1, 2, 1, 1, pool);
+    cr_assert(!memcmp(a, b, (size_t)(cout * tout) * sizeof *a), "conv1d %s", ISA_NAMES[isa]);
+    free(x), free(w), free(a), free(b);
+}
+
 Test(ops, add_mul_scale)
 {
     for_each_path(elementwise_path);
@@ -423,4 +457,8 @@ Test(ops, conv1d_shapes)
 Test(ops, empty)
 {
     for_each_path(empty_path);
+}
+Test(ops, thread_count_invariance)
+{
+    for_each_path(threads_path);
 }

@@ -329,8 +329,10 @@ static void rope_task(void *arg, int ith, int nth)
 {
     const rope_job *jb = arg;
     const int64_t half = jb->d / 2;
-    long t0, t1;
-    frt_split_range((long)jb->T, ith, nth, &t0, &t1);
+    /* whole resync blocks per worker: the same angles for any thread count */
+    long b0, b1;
+    frt_split_range((long)ceil_div(jb->T, ROPE_RESYNC), ith, nth, &b0, &b1);
+    const int64_t t0 = b0 * ROPE_RESYNC, t1 = b1 * ROPE_RESYNC < jb->T ? b1 * ROPE_RESYNC : jb->T;
     double inv[ROPE_CHUNK], c[ROPE_CHUNK], s[ROPE_CHUNK], cstep[ROPE_CHUNK], sstep[ROPE_CHUNK];
     float cs[ROPE_CHUNK], sn[ROPE_CHUNK];
     for (int64_t i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
@@ -342,7 +344,7 @@ static void rope_task(void *arg, int ith, int nth)
         for (int64_t i = 0; t1 - t0 > 1 && i < n; i++)
             sincos(inv[i] / jb->linear_scale, &sstep[i], &cstep[i]);
         for (int64_t t = t0; t < t1; t++) {
-            if ((t - t0) % ROPE_RESYNC == 0) {
+            if (t % ROPE_RESYNC == 0) {
                 double p = (double)(jb->pos0 + t) / jb->linear_scale;
                 for (int64_t i = 0; i < n; i++) sincos(p * inv[i], &s[i], &c[i]);
             } else {

@@ -624,3 +624,69 @@ Test(ingest, live_reconnect_keeps_time_monotonic)
     frt_ingest_close(g);
     pthread_join(th, NULL);
 }
+
+/* ---- live RTSP, driven by tests/ingest_live.sh ------------------------- */
+
+/* FRT_TEST_RTSP_URL names a stream the script publishes through
+ * rtsp-server-perl; once a few frames are in, this test creates the file
+ * FRT_TEST_RTSP_MARK, and the script then restarts the publisher. The
+ * reader must reconnect and keep its clock going. */
+Test(ingest_live, rtsp_udp_reconnect, .timeout = 90)
+{
+    const char *url = getenv("FRT_TEST_RTSP_URL"), *mark = getenv("FRT_TEST_RTSP_MARK");
+    if (!url || !mark) cr_skip_test("run by tests/ingest_live.sh");
+    frt_ingest_opts o = opts(2);
+    o.rtsp_transport = "udp";
+    o.open_timeout_ms = 5000;
+    o.read_timeout_ms = 1500;
+    o.reconnect_max_ms = 1000;
+    frt_ingest *g;
+    cr_assert_eq(frt_ingest_open(url, &o, &g), FRT_OK, "%s", frt_last_error());
+    frt_ingest_stats st;
+    frt_ingest_get_stats(g, &st);
+    cr_assert(st.live);
+    double last = -1, t0 = now();
+    int n = 0, after = 0;
+    bool marked = false, gap_seen = false;
+    while (now() - t0 < 60 && after < 4) {
+        frt_ingest_frame f;
+        frt_status s = frt_ingest_next(g, &f, 20000);
+        cr_assert_eq(s, FRT_OK, "%s", frt_last_error());
+        cr_assert_not_null(f.rgb);
+        cr_assert_eq(f.width, 320);
+        cr_assert_eq(f.height, 240);
+        cr_assert_gt(f.time_s, last, "stream time went back: %g after %g", f.time_s, last);
+        if (f.gap_s > 0) {
+            gap_seen = true;
+            cr_assert_geq(f.time_s - last, f.gap_s - 1e-9);
+        }
+        last = f.time_s;
+        if (++n == 4 && !marked) {
+            FILE *m = fopen(mark, "w");
+            cr_assert_not_null(m);
+            fclose(m);
+            marked = true;
+        }
+        frt_ingest_get_stats(g, &st);
+        if (st.reconnects > 0) after++;
+    }
+    cr_assert_geq(st.reconnects, 1, "no reconnect within 60 s");
+    cr_assert(gap_seen, "the outage shows as a gap");
+    cr_assert_gt(st.gap_s, 0.5);
+    double c0 = now();
+    frt_ingest_close(g);
+    cr_assert_lt(now() - c0, 1.0);
+
+    /* rtsp-server-perl refuses TCP-interleaved readers: a clear failure
+     * within the open timeout, not a hang */
+    o.rtsp_transport = "tcp";
+    o.open_timeout_ms = 3000;
+    c0 = now();
+    frt_status s = frt_ingest_open(url, &o, &g);
+    if (s == FRT_OK) {
+        frt_ingest_close(g);
+    } else {
+        cr_assert(strstr(frt_last_error(), url), "%s", frt_last_error());
+    }
+    cr_assert_lt(now() - c0, 4.5);
+}

@@ -123,37 +123,86 @@ static int cand_cmp(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* The finite logits as candidates sorted best first; returns their count. */
-static int64_t sorted_candidates(frt_sampler *s, const float *x)
+static inline void swap_cand(cand *a, cand *b)
 {
-    int64_t n = 0;
-    for (int64_t i = 0; i < s->vocab; i++)
-        if (isfinite(x[i])) s->cands[n++] = (cand){x[i], (int32_t)i};
-    qsort(s->cands, (size_t)n, sizeof(cand), cand_cmp);
-    return n;
+    cand t = *a;
+    *a = *b;
+    *b = t;
 }
 
-/* top-k then top-p on the sorted candidates; drops the rest in x. */
-static void top_k_top_p(frt_sampler *s, float *x, int64_t n)
+/* Reorder c[0, n) so that its m best (cand_cmp order) come first, in any
+ * order: quickselect, O(n) expected. The order is total, so the m best are
+ * one well-defined set. */
+static void select_best(cand *c, int64_t n, int64_t m)
 {
-    int64_t keep = n;
+    int64_t lo = 0, hi = n;
+    while (hi - lo > 1 && m > lo && m < hi) {
+        /* median of three as pivot, parked at hi - 1 */
+        int64_t mid = lo + (hi - lo) / 2;
+        if (cand_cmp(&c[mid], &c[lo]) < 0) swap_cand(&c[mid], &c[lo]);
+        if (cand_cmp(&c[hi - 1], &c[lo]) < 0) swap_cand(&c[hi - 1], &c[lo]);
+        if (cand_cmp(&c[mid], &c[hi - 1]) < 0) swap_cand(&c[mid], &c[hi - 1]);
+        int64_t i = lo;
+        for (int64_t j = lo; j < hi - 1; j++)
+            if (cand_cmp(&c[j], &c[hi - 1]) < 0) swap_cand(&c[i++], &c[j]);
+        swap_cand(&c[i], &c[hi - 1]);
+        /* [lo, i) beat the pivot at i; (i, hi) lose to it */
+        if (m <= i)
+            hi = i;
+        else
+            lo = i + 1;
+    }
+}
+
+/* The m best of c[0, n) sorted best first at the front. */
+static void sort_best(cand *c, int64_t n, int64_t m)
+{
+    select_best(c, n, m);
+    qsort(c, (size_t)m, sizeof(cand), cand_cmp);
+}
+
+/* HF's top-k (ties with the k-th logit kept), then top-p on what is left
+ * (kept while the probability mass sorted before a token is below top_p).
+ * Only as many candidates as needed are sorted. Drops the rest in x. */
+static void top_k_top_p(frt_sampler *s, float *x)
+{
+    cand *c = s->cands;
+    int64_t n = 0;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < s->vocab; i++)
+        if (isfinite(x[i])) {
+            c[n++] = (cand){x[i], (int32_t)i};
+            mx = x[i] > mx ? x[i] : mx;
+        }
+    int64_t keep = n, sorted = 0;
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        keep = s->p.top_k;
-        /* ties with the k-th logit stay (HF drops only logits below it) */
-        while (keep < n && s->cands[keep].logit == s->cands[keep - 1].logit) keep++;
+        const int64_t k = s->p.top_k;
+        sort_best(c, n, k);
+        keep = k;
+        for (int64_t i = k; i < n; i++)
+            if (c[i].logit == c[k - 1].logit) swap_cand(&c[keep++], &c[i]);
+        qsort(c + k, (size_t)(keep - k), sizeof(cand), cand_cmp);
+        sorted = keep;
     }
     if (s->p.top_p > 0 && s->p.top_p < 1 && keep > 1) {
-        double mx = s->cands[0].logit, total = 0.0, before = 0.0;
-        for (int64_t i = 0; i < keep; i++) total += exp((double)s->cands[i].logit - mx);
-        int64_t kept = 1;
-        before = exp((double)s->cands[0].logit - mx);
-        while (kept < keep && before / total < s->p.top_p) {
-            before += exp((double)s->cands[kept].logit - mx);
-            kept++;
+        double total = 0.0, before = 0.0;
+        for (int64_t i = 0; i < keep; i++) total += exp((double)c[i].logit - mx);
+        /* sort a prefix, growing it until the mass before a token reaches top_p */
+        int64_t kept = 0, want = 64;
+        for (;;) {
+            if (sorted < keep) {
+                int64_t m = want < keep ? want : keep;
+                sort_best(c + sorted, keep - sorted, m - sorted);
+                sorted = m;
+            }
+            while (kept < sorted && (kept == 0 || before / total < s->p.top_p))
+                before += exp((double)c[kept++].logit - mx);
+            if (kept < sorted || sorted == keep) break;
+            want *= 4;
         }
         keep = kept;
     }
-    for (int64_t i = keep; i < n; i++) x[s->cands[i].id] = -INFINITY;
+    for (int64_t i = keep; i < n; i++) x[c[i].id] = -INFINITY;
 }
 
 static frt_status check(const frt_sampler *s, const float *logits, const int32_t *hist, int64_t n,
@@ -184,7 +233,7 @@ frt_status frt_sampler_process(frt_sampler *s, const float *logits, const int32_
     if (s->p.temperature == 0) return FRT_OK;
     for (int64_t i = 0; i < s->vocab; i++) out[i] /= s->p.temperature;
     bool filter = (s->p.top_k > 0 && s->p.top_k < s->vocab) || (s->p.top_p > 0 && s->p.top_p < 1);
-    if (filter) top_k_top_p(s, out, sorted_candidates(s, out));
+    if (filter) top_k_top_p(s, out);
     return FRT_OK;
 }
 

@@ -236,3 +236,87 @@ Test(sampling, bad_params)
     cr_expect_eq(frt_sampler_create(&(frt_sampler_params){0}, 0, &s), FRT_ERR_INVALID_ARG);
     cr_expect_null(s);
 }
+
+/* The processors against a naive twin (sort everything, apply HF's rules) on random logits
+ * with many ties, random top-k / top-p and vocabularies around the sizes where the partial
+ * sort grows its prefix. Cases where a cumulative mass lies within 1e-9 of top_p are skipped:
+ * there the two sums may round to different sides. */
+typedef struct {
+    float logit;
+    int id;
+} ref_cand;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return x->id - y->id;
+}
+
+/* returns false when the case sits on a top_p boundary */
+static bool naive_mask(const float *x, int n, int top_k, float top_p, bool *keep)
+{
+    ref_cand *c = malloc((size_t)n * sizeof *c);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) c[m++] = (ref_cand){x[i], i};
+    qsort(c, (size_t)m, sizeof *c, ref_cmp);
+    int k = m;
+    if (top_k > 0 && top_k < m) {
+        k = top_k;
+        while (k < m && c[k].logit == c[top_k - 1].logit) k++;
+    }
+    bool ok = true;
+    if (top_p > 0 && top_p < 1 && k > 1) {
+        double total = 0, before = 0;
+        for (int i = 0; i < k; i++) total += exp((double)c[i].logit - c[0].logit);
+        int kept = 0;
+        while (kept < k && (kept == 0 || before / total < top_p)) {
+            before += exp((double)c[kept++].logit - c[0].logit);
+            if (fabs(before / total - top_p) < 1e-9) ok = false;
+        }
+        k = kept;
+    }
+    for (int i = 0; i < n; i++) keep[i] = false;
+    for (int i = 0; i < k; i++) keep[c[i].id] = true;
+    free(c);
+    return ok;
+}
+
+Test(sampling, processors_match_naive_twin)
+{
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    const int sizes[] = {1, 2, 7, 63, 64, 65, 300, 1000, 5003};
+    float *x = malloc(5003 * sizeof *x), *y = malloc(5003 * sizeof *y);
+    bool *keep = malloc(5003);
+    int checked = 0;
+    for (int t = 0; t < 300; t++) {
+        int n = sizes[tu_next(&r) % 9];
+        float scale = tu_uniform(&r, 0.5f, 8.0f);
+        for (int i = 0; i < n; i++) {
+            /* quantised, so ties are common; a few tokens masked already */
+            x[i] = roundf(tu_normal(&r) * scale * 4) / 4;
+            if (tu_next(&r) % 50 == 0) x[i] = -INFINITY;
+        }
+        x[tu_next(&r) % n] = 1.0f; /* at least one finite */
+        int top_k = (int)(tu_next(&r) % 4 == 0 ? 0 : tu_next(&r) % (n + 2));
+        float top_p = tu_next(&r) % 4 == 0 ? 1.0f : tu_uniform(&r, 0.05f, 0.999f);
+        if (!naive_mask(x, n, top_k, top_p, keep)) continue;
+        frt_sampler *s =
+            make((frt_sampler_params){.temperature = 1, .top_k = top_k, .top_p = top_p}, n);
+        cr_assert_eq(frt_sampler_process(s, x, NULL, 0, y), FRT_OK);
+        for (int i = 0; i < n; i++) {
+            cr_assert_eq(isfinite(y[i]) != 0, keep[i], "n %d top_k %d top_p %g: id %d (logit %g)",
+                         n, top_k, (double)top_p, i, (double)x[i]);
+            if (keep[i]) cr_assert_eq(y[i], x[i]);
+        }
+        frt_sampler_free(s);
+        checked++;
+    }
+    cr_log_info("%d random cases checked", checked);
+    cr_expect_gt(checked, 250);
+    free(x);
+    free(y);
+    free(keep);
+}

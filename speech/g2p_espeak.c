@@ -13,6 +13,7 @@
 
 #include <espeak-ng/speak_lib.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,20 @@
  * for every call into it, one initialisation per process. */
 static pthread_mutex_t g_espeak_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_espeak_rate; /* > 0 once initialised, < 0 when that failed */
+/* The voice espeak-ng has now. Selecting a voice costs time and, in
+ * espeak-ng 1.51, leaks about 1 KiB, so it is only done on a change. */
+static char g_espeak_voice[64];
+
+static frt_status select_voice(const char *voice)
+{
+    if (strcmp(g_espeak_voice, voice) == 0) return FRT_OK;
+    if (espeak_SetVoiceByName(voice) != EE_OK) {
+        g_espeak_voice[0] = '\0';
+        return frt_error(FRT_ERR_NOT_FOUND, "espeak-ng has no voice '%s'", voice);
+    }
+    snprintf(g_espeak_voice, sizeof g_espeak_voice, "%s", voice);
+    return FRT_OK;
+}
 
 typedef struct espeak_g2p {
     frt_g2p base;
@@ -83,11 +98,8 @@ static frt_status espeak_phonemize(frt_g2p *base, const char *text, size_t n, fr
     espeak_g2p *g = (espeak_g2p *)base;
     frt_status s = FRT_OK;
     pthread_mutex_lock(&g_espeak_lock);
-    /* Another engine may have switched the global voice since. */
-    if (espeak_SetVoiceByName(g->voice) != EE_OK) {
-        s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng has no voice '%s'", g->voice);
-        goto done;
-    }
+    /* Another G2P object may have switched the global voice since. */
+    s = select_voice(g->voice);
     size_t start = 0;
     for (size_t i = 0; i < n && s == FRT_OK;) {
         size_t pl = clause_punct_len(text + i, n - i);
@@ -101,7 +113,6 @@ static frt_status espeak_phonemize(frt_g2p *base, const char *text, size_t n, fr
         start = i;
     }
     if (s == FRT_OK && start < n) s = speak_clause(g, text + start, n - start, out);
-done:
     pthread_mutex_unlock(&g_espeak_lock);
     return s;
 }
@@ -130,8 +141,8 @@ frt_status frt_g2p_espeak_open(const char *voice, frt_g2p **out)
     if (g_espeak_rate < 0)
         s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng failed to initialise (is espeak-ng-data "
                                          "installed?)");
-    else if (espeak_SetVoiceByName(voice) != EE_OK)
-        s = frt_error(FRT_ERR_NOT_FOUND, "espeak-ng has no voice '%s'", voice);
+    else
+        s = select_voice(voice);
     pthread_mutex_unlock(&g_espeak_lock);
     if (s != FRT_OK) return s;
     espeak_g2p *g = calloc(1, sizeof *g);

@@ -38,7 +38,7 @@ struct frt_llama {
     /* working memory for max_batch rows */
     float *x, *h;     /* [B, D] */
     float *q, *o;     /* [B, H d] */
-    float *k, *v;     /* [B, KV d] */
+    float *k, *v;     /* [B, KV d], staging for an f16 cache */
     float *gate, *up; /* [B, I] */
 };
 
@@ -391,15 +391,19 @@ frt_status frt_llama_splice(const frt_llama *m, const int32_t *ids, int64_t n_id
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* Rows [pos, pos + n) of a layer's cache, from f32 rows. */
-static void store_kv(void *cache, frt_dtype dt, int64_t pos, const float *src, int64_t n,
-                     int64_t kd)
+/* Where this step's K or V rows [n, KV d] are computed: straight into an f32
+ * cache, or into f32 scratch that f16_store then converts into the cache. */
+static float *kv_rows(const frt_llama *m, void *cache, float *scratch, int64_t pos)
 {
-    if (dt == FRT_F32) {
-        memcpy((float *)cache + pos * kd, src, (size_t)(n * kd) * sizeof(float));
-    } else {
-        frt_f32_to_f16_row(src, (uint16_t *)cache + pos * kd, (size_t)(n * kd));
-    }
+    if (m->kv_dtype != FRT_F32) return scratch;
+    return (float *)cache + pos * m->info.kv_heads * m->info.head_dim;
+}
+
+static void f16_store(const frt_llama *m, void *cache, const float *src, int64_t pos, int64_t n)
+{
+    if (m->kv_dtype != FRT_F16) return;
+    const int64_t kd = m->info.kv_heads * m->info.head_dim;
+    frt_f32_to_f16_row(src, (uint16_t *)cache + pos * kd, (size_t)(n * kd));
 }
 
 /* x [n, D] += o_proj(attention(rope(q), rope(k), v)) over the cache */
@@ -408,18 +412,19 @@ static frt_status attention_block(frt_llama *m, llama_layer *l, int64_t pos, int
     const frt_llama_info *li = &m->info;
     const int64_t D = li->hidden, H = li->heads, KV = li->kv_heads, d = li->head_dim;
     frt_tensor x = mat(m->x, n, D), h = mat(m->h, n, D);
-    frt_tensor q = mat(m->q, n, H * d), k = mat(m->k, n, KV * d), v = mat(m->v, n, KV * d);
+    float *krows = kv_rows(m, l->k_cache, m->k, pos), *vrows = kv_rows(m, l->v_cache, m->v, pos);
+    frt_tensor q = mat(m->q, n, H * d), k = mat(krows, n, KV * d), v = mat(vrows, n, KV * d);
     FRT_TRY(frt_rmsnorm(m->be, &h, &x, &l->attn_norm, li->eps));
     FRT_TRY(frt_linear(m->be, &q, &h, &l->wq, m->has_bias ? &l->bq : NULL));
     FRT_TRY(frt_linear(m->be, &k, &h, &l->wk, m->has_bias ? &l->bk : NULL));
     FRT_TRY(frt_linear(m->be, &v, &h, &l->wv, m->has_bias ? &l->bv : NULL));
     /* [n, H d] -> [n, H, d]; positions pos .. pos + n - 1 */
     frt_tensor qh = frt_tensor_view(m->q, FRT_F32, 3, (int64_t[]){n, H, d});
-    frt_tensor kh = frt_tensor_view(m->k, FRT_F32, 3, (int64_t[]){n, KV, d});
+    frt_tensor kh = frt_tensor_view(krows, FRT_F32, 3, (int64_t[]){n, KV, d});
     FRT_TRY(frt_rope(m->be, &qh, pos, li->rope_theta, li->rope_scale));
     FRT_TRY(frt_rope(m->be, &kh, pos, li->rope_theta, li->rope_scale));
-    store_kv(l->k_cache, m->kv_dtype, pos, m->k, n, KV * d);
-    store_kv(l->v_cache, m->kv_dtype, pos, m->v, n, KV * d);
+    f16_store(m, l->k_cache, krows, pos, n);
+    f16_store(m, l->v_cache, vrows, pos, n);
     /* queries at pos + i see cache rows 0 .. pos + i */
     const int64_t nk = pos + n;
     frt_tensor kc = frt_tensor_view(l->k_cache, m->kv_dtype, 3, (int64_t[]){nk, KV, d});

@@ -505,7 +505,7 @@ static void *ingest_main(void *arg)
             end = s;
             break;
         }
-        if (!g->st.live) {
+        if (!g->st.live || g->is_stdin) { /* standard input cannot be reopened */
             end = why;
             break;
         }

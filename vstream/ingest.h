@@ -35,7 +35,8 @@
  * up to opts.reconnect_max_ms; after opts.max_reconnects failed tries in a
  * row (-1: no limit) the stream ends with the last failure.
  * Files, HLS playlists with a duration and stdin end at end of stream (files
- * do not loop); their read errors end the stream with that status. The
+ * do not loop); their read errors end the stream with that status (stdin
+ * never reconnects, though opts.live = 1 gives it drop-oldest queueing). The
  * first open is never retried: its failure is frt_ingest_open's result.
  *
  * Timeouts: every blocking FFmpeg call runs under an interrupt callback with

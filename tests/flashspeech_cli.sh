@@ -40,12 +40,21 @@ expect() {
     fi
 }
 
+# A build without espeak-ng (FRT_ESPEAK=OFF) speaks phoneme input only.
+if grep -q '^FRT_ESPEAK:BOOL=OFF' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+    HELLO="h_ə_l_ˈoʊ ð_ˈɛɹ."
+    PH=--phonemes
+else
+    HELLO="Hello there."
+    PH=
+fi
+
 for tool in sox soxi ffprobe; do
     command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
 done
 
 # --- the bar: a streamed WAV on stdout that sox reads -----------------------
-"$FS" -m "$MODEL" "Hello there." -o - 2>"$T/err" | sox -t wav - -n stat 2>"$T/stat"
+"$FS" -m "$MODEL" $PH "$HELLO" -o - 2>"$T/err" | sox -t wav - -n stat 2>"$T/stat"
 st=("${PIPESTATUS[@]}")
 [ "${st[0]}" -eq 0 ] || { fail "stream: flashspeech exit ${st[0]}"; cat "$T/err"; }
 [ "${st[1]}" -eq 0 ] || { fail "stream: sox stat exit ${st[1]}"; cat "$T/stat"; }
@@ -53,7 +62,7 @@ grep -q WARN "$T/stat" && fail "stream: sox warns: $(cat "$T/stat")"
 len=$(awk '/Length \(seconds\)/ {print $3}' "$T/stat")
 awk -v l="${len:-0}" 'BEGIN { exit !(l > 0 && l < 60) }' || fail "stream: implausible length '$len'"
 
-"$FS" -m "$MODEL" "Hello there. How are you today?" -o - >"$T/s.wav" 2>/dev/null ||
+"$FS" -m "$MODEL" $PH "$HELLO $HELLO" -o - >"$T/s.wav" 2>/dev/null ||
     fail "stream to a file descriptor"
 [ "$(soxi -r "$T/s.wav")" = 16000 ] || fail "stream: rate $(soxi -r "$T/s.wav")"
 [ "$(soxi -c "$T/s.wav")" = 1 ] || fail "stream: channels"
@@ -63,46 +72,46 @@ probe=$(ffprobe -v error -show_entries stream=codec_name,sample_rate,channels -o
 
 # --- files by extension, raw PCM, stdin, -f ---------------------------------
 for ext in wav flac ogg; do
-    expect "file .$ext" 0 "" "$FS" -m "$MODEL" "Hello there." --seed 5 -o "$T/a.$ext"
+    expect "file .$ext" 0 "" "$FS" -m "$MODEL" $PH "$HELLO" --seed 5 -o "$T/a.$ext"
     [ "$(soxi -r "$T/a.$ext" 2>/dev/null)" = 16000 ] || fail "file .$ext: not a 16 kHz file"
 done
-"$FS" -m "$MODEL" "Hello there." --seed 5 -o - --raw >"$T/a.raw" 2>/dev/null || fail "raw"
-"$FS" -m "$MODEL" "Hello there." --seed 5 -o - >"$T/b.wav" 2>/dev/null
+"$FS" -m "$MODEL" $PH "$HELLO" --seed 5 -o - --raw >"$T/a.raw" 2>/dev/null || fail "raw"
+"$FS" -m "$MODEL" $PH "$HELLO" --seed 5 -o - >"$T/b.wav" 2>/dev/null
 [ $(($(stat -c %s "$T/b.wav") - 44)) -eq "$(stat -c %s "$T/a.raw")" ] || fail "raw: size != WAV data"
 cmp -s <(tail -c +45 "$T/b.wav") "$T/a.raw" || fail "raw: differs from the WAV's samples"
-cmp -s "$T/b.wav" <("$FS" -m "$MODEL" "Hello there." --seed 5 -o - 2>/dev/null) ||
+cmp -s "$T/b.wav" <("$FS" -m "$MODEL" $PH "$HELLO" --seed 5 -o - 2>/dev/null) ||
     fail "same seed, different audio"
 [ "$(soxi -s "$T/a.wav")" -eq $(($(stat -c %s "$T/a.raw") / 2)) ] || fail "file and stream lengths differ"
-echo "Hello there." >"$T/in.txt"
-"$FS" -m "$MODEL" --seed 5 -o - <"$T/in.txt" 2>/dev/null | cmp -s - "$T/b.wav" || fail "stdin text"
-"$FS" -m "$MODEL" --seed 5 -f "$T/in.txt" -o - 2>/dev/null | cmp -s - "$T/b.wav" || fail "-f text"
-expect "phoneme input" 0 "" "$FS" -m "$MODEL" --phonemes "h_ə_l_ˈoʊ ð_ˈɛɹ." -o "$T/p.wav"
-expect "options" 0 "" "$FS" -m "$MODEL" --steps 2 --sigma-inter 2.5 --speed 1.5 --seed 9 \
-    "Hello there." -o "$T/o.wav"
+echo "$HELLO" >"$T/in.txt"
+"$FS" -m "$MODEL" $PH --seed 5 -o - <"$T/in.txt" 2>/dev/null | cmp -s - "$T/b.wav" || fail "stdin text"
+"$FS" -m "$MODEL" $PH --seed 5 -f "$T/in.txt" -o - 2>/dev/null | cmp -s - "$T/b.wav" || fail "-f text"
+expect "phoneme input" 0 "" "$FS" -m "$MODEL" $PH --phonemes "h_ə_l_ˈoʊ ð_ˈɛɹ." -o "$T/p.wav"
+expect "options" 0 "" "$FS" -m "$MODEL" $PH --steps 2 --sigma-inter 2.5 --speed 1.5 --seed 9 \
+    "$HELLO" -o "$T/o.wav"
 sox -n -r 44100 -c 2 "$T/ref.flac" synth 1 pinknoise vol 0.3
-expect "reference audio" 0 "" "$FS" -m "$MODEL" --ref "$T/ref.flac" "Hello there." -o "$T/r.wav"
+expect "reference audio" 0 "" "$FS" -m "$MODEL" $PH --ref "$T/ref.flac" "$HELLO" -o "$T/r.wav"
 expect "--help" 0 "" "$FS" --help
 
 # --- bad input: a clear message, a non-zero exit, no crash --------------------
-expect "steps 3" 2 "steps" "$FS" -m "$MODEL" --steps 3 "Hi." -o "$T/x.wav"
-expect "speed junk" 2 "speed" "$FS" -m "$MODEL" --speed fast "Hi." -o "$T/x.wav"
-expect "seed junk" 2 "seed" "$FS" -m "$MODEL" --seed -1 "Hi." -o "$T/x.wav"
-expect "unknown option" 2 "unknown option" "$FS" -m "$MODEL" --frobnicate "Hi." -o "$T/x.wav"
-expect "missing value" 2 "needs a value" "$FS" -m "$MODEL" "Hi." -o
+expect "steps 3" 2 "steps" "$FS" -m "$MODEL" $PH --steps 3 "Hi." -o "$T/x.wav"
+expect "speed junk" 2 "speed" "$FS" -m "$MODEL" $PH --speed fast "Hi." -o "$T/x.wav"
+expect "seed junk" 2 "seed" "$FS" -m "$MODEL" $PH --seed -1 "Hi." -o "$T/x.wav"
+expect "unknown option" 2 "unknown option" "$FS" -m "$MODEL" $PH --frobnicate "Hi." -o "$T/x.wav"
+expect "missing value" 2 "needs a value" "$FS" -m "$MODEL" $PH "Hi." -o
 expect "missing model" 1 "not found" "$FS" -m "$T/nope" "Hi." -o "$T/x.wav"
 expect "not a model" nonzero "model" "$FS" -m "$T" "Hi." -o "$T/x.wav"
 printf 'abc \xff\xfe def' >"$T/bad.txt"
-expect "invalid UTF-8" 1 "UTF-8" "$FS" -m "$MODEL" -f "$T/bad.txt" -o "$T/x.wav"
+expect "invalid UTF-8" 1 "UTF-8" "$FS" -m "$MODEL" $PH -f "$T/bad.txt" -o "$T/x.wav"
 printf '  \n ' >"$T/empty.txt"
-expect "empty text" 1 "empty" "$FS" -m "$MODEL" -f "$T/empty.txt" -o "$T/x.wav"
-expect "missing text file" 1 "No such file" "$FS" -m "$MODEL" -f "$T/none.txt" -o "$T/x.wav"
-expect "missing reference" 1 "ref|audio" "$FS" -m "$MODEL" --ref "$T/none.wav" "Hi." -o "$T/x.wav"
+expect "empty text" 1 "empty" "$FS" -m "$MODEL" $PH -f "$T/empty.txt" -o "$T/x.wav"
+expect "missing text file" 1 "No such file" "$FS" -m "$MODEL" $PH -f "$T/none.txt" -o "$T/x.wav"
+expect "missing reference" 1 "ref|audio" "$FS" -m "$MODEL" $PH --ref "$T/none.wav" "Hi." -o "$T/x.wav"
 head -c 4000 /dev/urandom >"$T/junk.wav"
-expect "corrupt reference" 1 "audio" "$FS" -m "$MODEL" --ref "$T/junk.wav" "Hi." -o "$T/x.wav"
-expect "unknown format" 1 "format" "$FS" -m "$MODEL" "Hi." -o "$T/x.mp3"
-expect "unwritable dir" 1 "cannot create" "$FS" -m "$MODEL" "Hi." -o "$T/no/dir/x.wav"
-expect "disk full" 1 "disk full" "$FS" -m "$MODEL" "Hello there." -o /dev/full
-expect "disk full raw" 1 "disk full" "$FS" -m "$MODEL" "Hello there." --raw -o /dev/full
+expect "corrupt reference" 1 "audio" "$FS" -m "$MODEL" $PH --ref "$T/junk.wav" "Hi." -o "$T/x.wav"
+expect "unknown format" 1 "format" "$FS" -m "$MODEL" $PH "Hi." -o "$T/x.mp3"
+expect "unwritable dir" 1 "cannot create" "$FS" -m "$MODEL" $PH "Hi." -o "$T/no/dir/x.wav"
+expect "disk full" 1 "disk full" "$FS" -m "$MODEL" $PH "$HELLO" -o /dev/full
+expect "disk full raw" 1 "disk full" "$FS" -m "$MODEL" $PH "$HELLO" --raw -o /dev/full
 if [ ! -d "$SRC/models/flashspeech-tiny" ]; then
     env -u FRT_SPEECH_MODEL "$FS" "Hi." -o "$T/x.wav" </dev/null 2>"$T/err"
     [ $? -eq 1 ] && grep -q -- "--model" "$T/err" || fail "no default model: $(cat "$T/err")"
@@ -110,7 +119,7 @@ fi
 
 # --- the reader goes away: stop quietly, no error storm -------------------------
 python3 -c 'print("Hello there, how are you today? " * 3000)' >"$T/long.txt"
-"$FS" -m "$MODEL" -f "$T/long.txt" -o - 2>"$T/err" | head -c 100 >/dev/null
+"$FS" -m "$MODEL" $PH -f "$T/long.txt" -o - 2>"$T/err" | head -c 100 >/dev/null
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || fail "closed pipe: exit $rc"
 [ "$(wc -l <"$T/err")" -le 2 ] || { fail "closed pipe: noisy stderr"; head "$T/err"; }
@@ -120,7 +129,7 @@ python3 -c '
 import sys
 s = "The quick brown fox jumps over the lazy dog. Is it not? "
 sys.stdout.write((s * (1048576 // len(s) + 1))[:1048576])' >"$T/big.txt"
-"$FS" -m "$MODEL" -o - <"$T/big.txt" 2>"$T/err" | head -c 320044 | wc -c >"$T/n"
+"$FS" -m "$MODEL" $PH -o - <"$T/big.txt" 2>"$T/err" | head -c 320044 | wc -c >"$T/n"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || { fail "1 MB text: exit $rc"; cat "$T/err"; }
 [ "$(cat "$T/n")" -eq 320044 ] || fail "1 MB text: only $(cat "$T/n") bytes came out"
@@ -128,15 +137,20 @@ rc=${PIPESTATUS[0]}
 # --- the sound card: ALSA's null device, or a clear error ----------------------
 mkdir -p "$T/home"
 printf 'pcm.!default { type null }\n' >"$T/home/.asoundrc"
-HOME=$T/home "$FS" -m "$MODEL" "Hello there." --play >/dev/null 2>"$T/err" </dev/null
+HOME=$T/home "$FS" -m "$MODEL" $PH "$HELLO" --play >/dev/null 2>"$T/err" </dev/null
 rc=$?
 if [ $rc -ne 0 ]; then
     [ $rc -eq 1 ] && grep -qi "sound\|portaudio" "$T/err" || fail "--play: rc $rc: $(cat "$T/err")"
 fi
 
 # --- the example program from examples/ ----------------------------------------
-expect "speech_example" 0 "sentence 0" "$EXAMPLE" "$MODEL" "Hello there. Goodbye." "$T/ex.wav"
-[ "$(soxi -r "$T/ex.wav" 2>/dev/null)" = 16000 ] || fail "speech_example: no WAV written"
+if [ -z "$PH" ]; then
+    expect "speech_example" 0 "sentence 0" "$EXAMPLE" "$MODEL" "Hello there. Goodbye." "$T/ex.wav"
+    [ "$(soxi -r "$T/ex.wav" 2>/dev/null)" = 16000 ] || fail "speech_example: no WAV written"
+else
+    expect "speech_example without espeak-ng" 1 "espeak-ng" "$EXAMPLE" "$MODEL" "Hi." "$T/ex.wav"
+    expect "text without espeak-ng" 1 "espeak-ng" "$FS" -m "$MODEL" "Hi." -o "$T/x.wav"
+fi
 expect "speech_example bad model" 1 "cannot open" "$EXAMPLE" "$T/nope" "Hi." "$T/ex.wav"
 
 if [ $fails -ne 0 ]; then

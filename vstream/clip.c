@@ -226,6 +226,10 @@ frt_status frt_clip_open(const frt_st *st, const frt_config *cfg, const frt_clip
                          frt_backend *be, frt_clip **out)
 {
     if (!st || !cfg || !out) return frt_error(FRT_ERR_INVALID_ARG, "frt_clip_open: NULL argument");
+    if (be && be != frt_backend_cpu())
+        return frt_error(FRT_ERR_UNSUPPORTED,
+                         "frt_clip_open: only the CPU backend is supported (weights "
+                         "and glue steps live in host memory)");
     frt_clip_options o = opt ? *opt : frt_clip_options_default();
     frt_clip *c = frt_calloc(1, sizeof *c);
     if (!c) return FRT_ERR_NOMEM;

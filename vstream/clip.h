@@ -19,7 +19,8 @@
  * working memory (sized at open for one image, reused by every encode), so
  * one frt_clip must not encode from two threads at once; several frt_clip
  * may share one frt_st. The model does its small glue steps (patchify,
- * embedding sums) on host memory: the backend must be the CPU backend. */
+ * embedding sums) on host memory: the backend must be the CPU backend
+ * (another is FRT_ERR_UNSUPPORTED at open). */
 #ifndef FRT_VSTREAM_CLIP_H
 #define FRT_VSTREAM_CLIP_H
 

@@ -236,6 +236,10 @@ frt_status frt_llama_open(const frt_st *st, const frt_config *cfg, const frt_lla
                           frt_backend *be, frt_llama **out)
 {
     if (!st || !cfg || !out) return frt_error(FRT_ERR_INVALID_ARG, "frt_llama_open: NULL argument");
+    if (be && be != frt_backend_cpu())
+        return frt_error(FRT_ERR_UNSUPPORTED,
+                         "frt_llama_open: only the CPU backend is supported (weights "
+                         "and glue steps live in host memory)");
     frt_llama_options o = opt ? *opt : (frt_llama_options){0};
     if (o.max_ctx < 0 || o.max_batch < 0 || (o.kv_dtype != FRT_F32 && o.kv_dtype != FRT_F16) ||
         !isfinite(o.attn_phi))

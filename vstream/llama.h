@@ -28,7 +28,7 @@
  * model) and reads cfg only during the call. A frt_llama holds one
  * sequence's state and its own working memory: calls on one frt_llama must
  * not overlap (several frt_llama may share one frt_st). Host memory: the
- * backend must be the CPU one. */
+ * backend must be the CPU one (another is FRT_ERR_UNSUPPORTED at open). */
 #ifndef FRT_VSTREAM_LLAMA_H
 #define FRT_VSTREAM_LLAMA_H
 

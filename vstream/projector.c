@@ -73,6 +73,10 @@ frt_status frt_projector_open(const frt_st *st, const frt_config *cfg, const cha
 {
     if (!st || !cfg || !out || max_rows < 0)
         return frt_error(FRT_ERR_INVALID_ARG, "frt_projector_open: bad argument");
+    if (be && be != frt_backend_cpu())
+        return frt_error(FRT_ERR_UNSUPPORTED,
+                         "frt_projector_open: only the CPU backend is supported (weights "
+                         "and glue steps live in host memory)");
     frt_projector *p = frt_calloc(1, sizeof *p);
     if (!p) return FRT_ERR_NOMEM;
     p->be = be ? be : frt_backend_cpu();

@@ -10,7 +10,8 @@
  * Ownership and threads: frt_projector_open borrows st (it must outlive the
  * projector) and reads cfg only during the call. The projector owns its
  * working memory (max_rows rows, reused), so one projector must not run
- * from two threads at once. Host memory: the backend must be the CPU one. */
+ * from two threads at once. Host memory: the backend must be the CPU one (another is
+ * FRT_ERR_UNSUPPORTED at open). */
 #ifndef FRT_VSTREAM_PROJECTOR_H
 #define FRT_VSTREAM_PROJECTOR_H
 

@@ -306,6 +306,16 @@ Test(llama, bad_calls)
     cr_expect_eq(frt_llama_prefill(m, ids, NULL, 0, logits, 1), FRT_ERR_INVALID_ARG);
     cr_expect_eq(frt_llama_pos(m), 0);
     frt_llama_close(m);
+    /* another backend (here a stand-in) is refused at open, not at the first op */
+    static const frt_backend_ops other_ops = {.name = "other"};
+    frt_backend other = {.ops = &other_ops};
+    frt_st *st = open_st(MODELS "/llama-tiny");
+    frt_config *cfg;
+    cr_assert_eq(frt_config_load(MODELS "/llama-tiny/config.json", &cfg), FRT_OK);
+    cr_expect_eq(frt_llama_open(st, cfg, NULL, &other, &m), FRT_ERR_UNSUPPORTED);
+    cr_expect(strstr(frt_last_error(), "CPU backend"));
+    frt_config_free(cfg);
+    frt_st_close(st);
     cr_expect_eq(
         frt_llama_open_dir(MODELS "/llama-tiny", &(frt_llama_options){.kv_dtype = FRT_I8}, &m),
         FRT_ERR_INVALID_ARG);

@@ -27,8 +27,8 @@ struct frt_speech {
     int rate;
     pthread_mutex_t lock; /* one synthesis at a time per engine */
     atomic_int cancel;
-    /* G2P backends, opened on first use so a build or a run without
-     * espeak-ng can still speak phoneme input. */
+    /* G2P backends; espeak-ng may be missing (phoneme input still works)
+     * and is reopened when a synthesis asks for another voice. */
     frt_g2p *espeak;
     char voice[64];
     frt_g2p *ipa;
@@ -65,6 +65,13 @@ frt_status frt_speech_open(const char *model_dir, frt_speech **out)
         sp->rate = frt_fs_model_sample_rate(sp->model);
     }
     if (s == FRT_OK) s = frt_g2p_ipa_open(&sp->ipa);
+    /* espeak-ng takes ~25 ms to start: do it here rather than on the first
+     * sentence. Failing is not fatal (phoneme input still works); the
+     * first text synthesis tries again and reports why. */
+    if (s == FRT_OK) {
+        if (frt_g2p_espeak_open("en-us", &sp->espeak) == FRT_OK) strcpy(sp->voice, "en-us");
+        frt_clear_error();
+    }
     if (s != FRT_OK) {
         frt_speech_close(sp);
         return s;

@@ -550,6 +550,7 @@ typedef struct {
     int fd;
     int connections;
     int frames;
+    volatile int hold; /* keep the connection open and silent until cleared */
 } http_server;
 
 /* Serves a y4m stream over HTTP to `connections` clients, one after the
@@ -575,6 +576,7 @@ static void *serve(void *arg)
         write_all(cl, hdr, strlen(hdr));
         write_y4m(cl, s->frames, 0);
         usleep(100000);
+        while (s->hold) usleep(10000);
         close(cl);
     }
     close(s->fd);
@@ -622,6 +624,33 @@ Test(ingest, live_reconnect_keeps_time_monotonic)
     cr_assert(n >= 11 && n <= 13, "%d frames at 5 fps from two 1.2 s segments", n);
     cr_assert_eq(st.decoded, 60);
     frt_ingest_close(g);
+    pthread_join(th, NULL);
+}
+
+/* A network source that goes silent mid-stream: close interrupts the read. */
+Test(ingest, close_during_network_read)
+{
+    int port;
+    http_server srv = {.connections = 1, .frames = 150, .hold = 1};
+    srv.fd = listen_local(&port);
+    pthread_t th;
+    pthread_create(&th, NULL, serve, &srv);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/cam.y4m", port);
+    frt_ingest_opts o = opts(0);
+    o.live = 1;
+    o.read_timeout_ms = 0;
+    o.queue_len = 200;
+    frt_ingest *g;
+    cr_assert_eq(frt_ingest_open(url, &o, &g), FRT_OK, "%s", frt_last_error());
+    frt_ingest_frame f;
+    for (int i = 0; i < 150; i++)
+        cr_assert_eq(frt_ingest_next(g, &f, 5000), FRT_OK, "frame %d: %s", i, frt_last_error());
+    cr_assert_eq(frt_ingest_next(g, &f, 300), FRT_ERR_TIMEOUT);
+    double t0 = now();
+    frt_ingest_close(g);
+    cr_assert_lt(now() - t0, 0.5, "close took %.2f s", now() - t0);
+    srv.hold = 0;
     pthread_join(th, NULL);
 }
 

@@ -43,7 +43,8 @@ static int64_t codec_peak(const fs_config *cfg, bool decoder, int64_t len)
 size_t fs_codec_scratch(const fs_config *cfg, int64_t enc_samples, int64_t dec_frames)
 {
     int64_t e = codec_peak(cfg, false, enc_samples), d = codec_peak(cfg, true, dec_frames);
-    return (size_t)(5 * (e > d ? e : d));
+    /* encoder: 3 buffers of its peak, decoder 4 */
+    return (size_t)(e * 3 > d * 4 ? e * 3 : d * 4);
 }
 
 frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *lat)

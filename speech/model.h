@@ -38,7 +38,8 @@ typedef struct frt_fs_prompt frt_fs_prompt;
 typedef struct frt_fs_limits {
     int max_phonemes;          /* default 1024 */
     int max_frames;            /* latent frames after length regulation; default 1500 (30 s) */
-    size_t max_prompt_samples; /* reference audio; default 30 s at the model's rate */
+    size_t max_prompt_samples; /* reference audio; default 10 s at the model's rate (the
+                                 paper prompts with 3 s) */
 } frt_fs_limits;
 
 /* Open dir (config.json + model.safetensors). limits may be NULL (defaults).

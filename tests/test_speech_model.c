@@ -6,6 +6,7 @@
  * error relative to the largest reference magnitude), required <= 1e-4. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,15 @@ Test(fs_limits, bad_arguments)
     cr_assert(na == nb && nb == nc && na > 0);
     cr_assert_eq(memcmp(a, b, na * sizeof(float)), 0);
     cr_assert_neq(memcmp(a, c, na * sizeof(float)), 0);
+    /* every duration rounds to 0: no audio, still a pointer to free */
+    o.speed = 1e6f;
+    float *empty = NULL;
+    size_t ne = 1;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, &o, &empty, &ne), FRT_OK, "%s",
+                 frt_last_error());
+    cr_assert_eq(ne, 0);
+    cr_assert_not_null(empty);
+    frt_free(empty);
     float x = 0;
     frt_fs_prompt *p;
     cr_assert_eq(frt_fs_encode_prompt(m, &x, 0, &p), FRT_ERR_INVALID_ARG);
@@ -584,4 +594,51 @@ Test(fs_checkpoint, bad_config)
     cr_assert_eq(open_edited("\"hidden_size\": 32", "\"hidden_size\": \"x\""), FRT_ERR_FORMAT);
     frt_fs_model *m;
     cr_assert_eq(frt_fs_model_open("/nonexistent/flashspeech", NULL, &m), FRT_ERR_NOT_FOUND);
+}
+
+/* ---- threads: calls on one model serialise on its lock ---------------------- */
+
+typedef struct {
+    frt_fs_model *m;
+    float *pcm;
+    size_t n;
+    frt_status s;
+} synth_job;
+
+static void *synth_thread(void *arg)
+{
+    synth_job *j = arg;
+    int32_t ids[5] = {3, 20, 30, 40, 3};
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.steps = 2;
+    o.seed = 99;
+    for (int r = 0; r < 3 && j->s == FRT_OK; r++) {
+        frt_free(j->pcm);
+        j->pcm = NULL;
+        j->s = frt_fs_synthesize(j->m, ids, 5, NULL, &o, &j->pcm, &j->n);
+    }
+    return NULL;
+}
+
+Test(fs_threads, one_model_two_threads)
+{
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &m), FRT_OK);
+    synth_job a = {.m = m}, b = {.m = m}, solo = {.m = m};
+    synth_thread(&solo);
+    cr_assert_eq(solo.s, FRT_OK, "%s", frt_last_error());
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, synth_thread, &a);
+    pthread_create(&tb, NULL, synth_thread, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert(a.s == FRT_OK && b.s == FRT_OK);
+    cr_assert(a.n == solo.n && b.n == solo.n && solo.n > 0);
+    cr_assert_eq(memcmp(a.pcm, solo.pcm, solo.n * sizeof(float)), 0);
+    cr_assert_eq(memcmp(b.pcm, solo.pcm, solo.n * sizeof(float)), 0);
+    frt_free(a.pcm);
+    frt_free(b.pcm);
+    frt_free(solo.pcm);
+    frt_fs_model_close(m);
 }

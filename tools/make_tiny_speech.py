@@ -233,12 +233,12 @@ def rnd(name, shape, scale=1.0):
     return torch.randn(shape, generator=gen("golden." + name), dtype=torch.float32) * scale
 
 
-def check_margin(r, cfg, speed):
+def check_margin(log_dur, log_f0, cfg, speed):
     """Durations and pitch bins are rounded: a value near a rounding boundary
     could round the other way in float32, so the goldens avoid them."""
-    v = (torch.exp(r["log_dur"]) - 1.0) / speed + 0.5
+    v = (torch.exp(log_dur) - 1.0) / speed + 0.5
     lo, hi = math.log(cfg.pitch_min_hz), math.log(cfg.pitch_max_hz)
-    b = (r["log_f0"] - lo) / (hi - lo) * (cfg.pitch_bins - 1) + 0.5
+    b = (log_f0 - lo) / (hi - lo) * (cfg.pitch_bins - 1) + 0.5
     for x in (v, b):
         frac = x - torch.floor(x)
         assert float(torch.min(torch.minimum(frac, 1.0 - frac))) > 1e-3, "rounding too close"
@@ -280,6 +280,7 @@ def make_goldens(w32, d):
     put("pitch_predictor.out", fs.pitch_predictor(W, cfg, e, spk))
     put("pitch_embed.log_f0", rnd("lf0", [e.shape[0]], 1.0) + 5.0)
     put("pitch_embed.out", fs.pitch_embed(W, cfg, e, f64("pitch_embed.log_f0")))
+    check_margin(f64("length_regulator.log_dur"), f64("pitch_embed.log_f0"), cfg, 1.3)
     # refiners
     put("duration_refiner.init", rnd("dinit", [11]))
     put("duration_refiner.eps", rnd("deps", [11]))
@@ -311,7 +312,7 @@ def make_goldens(w32, d):
     put("pipeline.prompt_latents", g["prompt_encoder.latents"])
     for steps in (1, 2):
         r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(1234), steps=steps)
-        check_margin(r, cfg, 1.0)
+        check_margin(r["log_dur"], r["log_f0"], cfg, 1.0)
         put("pipeline.noise%d" % steps, r["noise"])
         put("pipeline.durations%d" % steps, r["durations"])
         put("pipeline.latent%d" % steps, r["latent"])
@@ -319,7 +320,7 @@ def make_goldens(w32, d):
     # zero prompt and speed 1.5, one step, seed 7
     r = fs.synthesize(W, cfg, ids, torch.zeros(cfg.n_speaker_queries, H, dtype=torch.float64),
                       fsn.Generator(7), steps=1, speed=1.5)
-    check_margin(r, cfg, 1.5)
+    check_margin(r["log_dur"], r["log_f0"], cfg, 1.5)
     put("pipeline.noise_zero", r["noise"])
     put("pipeline.durations_zero", r["durations"])
     put("pipeline.pcm_zero", r["pcm"])
@@ -328,7 +329,24 @@ def make_goldens(w32, d):
     return g
 
 
+def make_full(d):
+    """A random checkpoint at the default (paper) sizes, bf16, for timing
+    only: python3 tools/make_tiny_speech.py --full DIR (about 0.9 GB)."""
+    os.makedirs(d, exist_ok=True)
+    cfg = {"architectures": ["FlashSpeech"], "model_type": "flashspeech", "phonemes": PHONEMES}
+    cfg.update(fs.DEFAULTS)
+    cfg["torch_dtype"] = "bfloat16"
+    w = {n: init_tensor(n, s).to(torch.bfloat16) for n, s in shapes(cfg).items()}
+    st.save_file(w, os.path.join(d, "model.safetensors"))
+    with open(os.path.join(d, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(cfg, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--full":
+        make_full(sys.argv[2])
+        return
     torch.set_num_threads(1)
     w = make_checkpoint(os.path.join(ROOT, "flashspeech-tiny"))
     g = make_goldens(w, os.path.join(ROOT, "goldens"))

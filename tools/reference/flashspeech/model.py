@@ -391,6 +391,10 @@ def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0):
     dur = durations(ld, speed)
     e = length_regulate(h, dur)
     t = e.shape[0]
+    out.update(hidden=h, log_dur_init=ld0, log_dur=ld, durations=dur, expanded=e)
+    if t == 0:  # every duration rounded to 0: no audio
+        out.update(pcm=torch.zeros(0, dtype=dt), noise=torch.cat(drawn))
+        return out
     lf0_init = pitch_predictor(W, cfg, e, spk)
     lf0 = refine(W, "pitch_refiner", cfg, lf0_init, take(t).to(dt), e, spk)
     c = pitch_embed(W, cfg, e, lf0)
@@ -400,11 +404,6 @@ def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0):
     z = lcm_sample(W, cfg, c, spk, eps1, eps2, sigma_inter)
     pcm = codec_decode(W, cfg, z * cfg.latent_norm)
     out.update(
-        hidden=h,
-        log_dur_init=ld0,
-        log_dur=ld,
-        durations=dur,
-        expanded=e,
         log_f0_init=lf0_init,
         log_f0=lf0,
         cond=c,

@@ -624,7 +624,9 @@ frt_status frt_ingest_open(const char *url, const frt_ingest_opts *opts, frt_ing
                      (!g->is_stdin && strstr(url, "://") && g->ic->duration == AV_NOPTS_VALUE);
     if (g->is_stdin) g->st.live = g->st.live && o.live == 1;
     AVRational fr = av_guess_frame_rate(g->ic, g->ic->streams[g->vstream], NULL);
-    frt_ingest_clock_init(&g->clock, o.fps, fr.num > 0 && fr.den > 0 ? av_q2d(av_inv_q(fr)) : 0);
+    /* a live source's nominal rate is often a demuxer's guess: its arrival times are truer */
+    double nominal = fr.num > 0 && fr.den > 0 && !g->st.live ? av_q2d(av_inv_q(fr)) : 0;
+    frt_ingest_clock_init(&g->clock, o.fps, nominal);
     if (pthread_create(&g->thread, NULL, ingest_main, g) != 0) {
         free_ingest(g);
         return frt_error(FRT_ERR_INTERNAL, "ingest: cannot start a thread");

@@ -17,8 +17,9 @@
  * Stream time is the session's clock: 0 at the first frame, monotonic. Each
  * connection is a segment; within a segment time follows the frames'
  * presentation timestamps (best effort; a frame without one gets the
- * previous time plus the nominal frame interval, or, without a frame rate,
- * the wall-clock time since the previous frame). A new segment (after a
+ * previous time plus the nominal frame interval of a file, or, for a live
+ * source or without a frame rate, the wall-clock time since the previous
+ * frame). A new segment (after a
  * reconnect, or a timestamp going backwards) starts at the previous frame's
  * time plus the wall-clock gap, so a gap shows as a jump, never a reset.
  *

@@ -621,6 +621,103 @@ frt_status frt_st_open(const char *path, frt_st **out)
     return FRT_OK;
 }
 
+/* ---- in memory ------------------------------------------------------------ */
+
+static int mem_kind(frt_dtype t)
+{
+    for (int k = 0; k < ST_NDTYPES; k++)
+        if (st_dtypes[k].frt == (int)t) return k;
+    return -1;
+}
+
+static frt_status mem_check(const frt_st_mem_tensor *t, const char *label, uint64_t *bytes)
+{
+    if (!t->name)
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, NULL, -1, "tensor without a name");
+    int kind = mem_kind(t->dtype);
+    if (kind < 0)
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "unsupported dtype %d",
+                            (int)t->dtype);
+    if (t->ndim < 1 || t->ndim > FRT_MAX_DIMS)
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "ndim %d outside [1, %d]",
+                            t->ndim, FRT_MAX_DIMS);
+    uint64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] < 0)
+            return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "negative dim");
+        if (__builtin_mul_overflow(n, (uint64_t)t->shape[d], &n))
+            return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "element count overflows");
+    }
+    size_t esize = frt_dtype_size(t->dtype);
+    if (__builtin_mul_overflow(n, (uint64_t)esize, bytes))
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "byte size overflows");
+    if (*bytes && !t->data)
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1, "NULL data");
+    if ((uintptr_t)t->data % esize)
+        return frt_error_at(FRT_ERR_INVALID_ARG, label, t->name, -1,
+                            "data not aligned to its %zu-byte elements", esize);
+    return FRT_OK;
+}
+
+/* One shard without a mapping: entries point at the caller's buffers, and
+ * their offsets are running byte counts so the usual overlap check holds. */
+static frt_status mem_shard(st_shard *sh, const frt_st_mem_tensor *tensors, int64_t n,
+                            const char *label)
+{
+    size_t names_len = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (tensors[i].name) names_len += strlen(tensors[i].name) + 1;
+    sh->path = dup_str(label);
+    sh->names = frt_alloc(names_len ? names_len : 1);
+    sh->entries = frt_calloc(n ? (size_t)n : 1, sizeof *sh->entries);
+    if (!sh->path || !sh->names || !sh->entries) return FRT_ERR_NOMEM;
+    char *np = sh->names;
+    uint64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const frt_st_mem_tensor *t = &tensors[i];
+        uint64_t bytes = 0;
+        FRT_TRY(mem_check(t, label, &bytes));
+        st_entry *e = &sh->entries[i];
+        size_t len = strlen(t->name) + 1;
+        memcpy(np, t->name, len);
+        e->name = np;
+        np += len;
+        e->kind = mem_kind(t->dtype);
+        e->ndim = t->ndim;
+        memcpy(e->shape, t->shape, (size_t)t->ndim * sizeof *e->shape);
+        e->begin = off;
+        e->end = off + bytes;
+        off += bytes;
+        e->data = (void *)(uintptr_t)t->data;
+        sh->count++;
+    }
+    return FRT_OK;
+}
+
+frt_status frt_st_from_memory(const frt_st_mem_tensor *tensors, int64_t n, const char *label,
+                              frt_st **out)
+{
+    if (!out || n < 0 || (n && !tensors))
+        return frt_error(FRT_ERR_INVALID_ARG, "frt_st_from_memory: bad argument");
+    if (!label) label = "(memory)";
+    frt_st *st = frt_calloc(1, sizeof *st);
+    if (!st) return FRT_ERR_NOMEM;
+    st->path = dup_str(label);
+    st->shards = frt_calloc(1, sizeof *st->shards);
+    frt_status s = st->path && st->shards ? FRT_OK : FRT_ERR_NOMEM;
+    if (s == FRT_OK) {
+        st->nshards = 1;
+        s = mem_shard(&st->shards[0], tensors, n, label);
+    }
+    if (s == FRT_OK) s = build_table(st);
+    if (s != FRT_OK) {
+        frt_st_close(st);
+        return s;
+    }
+    *out = st;
+    return FRT_OK;
+}
+
 int64_t frt_st_count(const frt_st *st)
 {
     return st ? st->count : 0;

@@ -52,6 +52,25 @@ typedef struct frt_st frt_st;
 frt_status frt_st_open(const char *path, frt_st **out);
 void frt_st_close(frt_st *st);
 
+/* A checkpoint over tensors already in memory (benchmarks with random
+ * weights at real sizes, tests), looked up exactly like a file's. The names
+ * are copied; the data is borrowed: it must stay valid, unchanged, until
+ * frt_st_close. Each tensor's data must be aligned to its element size
+ * (frt_alloc gives that). label names the checkpoint in messages.
+ * FRT_ERR_INVALID_ARG for a NULL name or data (with elements), a dtype other
+ * than F32/F16/BF16/I32/I8, ndim outside [1, FRT_MAX_DIMS], a negative dim
+ * or misaligned data; FRT_ERR_FORMAT for a duplicate name; FRT_ERR_NOMEM. */
+typedef struct frt_st_mem_tensor {
+    const char *name;
+    frt_dtype dtype;
+    int ndim;
+    int64_t shape[FRT_MAX_DIMS];
+    const void *data;
+} frt_st_mem_tensor;
+
+frt_status frt_st_from_memory(const frt_st_mem_tensor *tensors, int64_t n, const char *label,
+                              frt_st **out);
+
 /* Number of tensors and the i-th name (insertion order of the files). */
 int64_t frt_st_count(const frt_st *st);
 const char *frt_st_name(const frt_st *st, int64_t i);

@@ -688,3 +688,64 @@ Test(st, bad_shard_reported_with_its_name)
     cr_assert(strstr(frt_last_error(), "shorter than the 8-byte"));
     free(p);
 }
+
+/* ---- in-memory checkpoints ------------------------------------------------ */
+
+Test(st, from_memory_lookup_and_errors)
+{
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    float f32[6];
+    uint16_t bf16[4];
+    int32_t i32[3];
+    for (int i = 0; i < 6; i++) f32[i] = tu_normal(&r);
+    for (int i = 0; i < 4; i++) bf16[i] = frt_f32_to_bf16(tu_normal(&r));
+    for (int i = 0; i < 3; i++) i32[i] = (int32_t)tu_next(&r);
+    frt_st_mem_tensor t[] = {
+        {"b.w", FRT_F32, 2, {2, 3}, f32},
+        {"a.bf16", FRT_BF16, 3, {1, 2, 2}, bf16},
+        {"c.i32", FRT_I32, 1, {3}, i32},
+        {"d.empty", FRT_F32, 2, {0, 4}, NULL},
+    };
+    frt_st *st = NULL;
+    cr_assert_eq(frt_st_from_memory(t, 4, "mem", &st), FRT_OK);
+    cr_assert_eq(frt_st_count(st), 4);
+    for (int i = 0; i < 4; i++) cr_assert_str_eq(frt_st_name(st, i), t[i].name);
+    frt_tensor v;
+    cr_assert_eq(frt_st_get_shaped(st, "b.w", 2, (int64_t[]){2, 3}, &v), FRT_OK);
+    cr_assert(v.data == (void *)f32 && v.dtype == FRT_F32 && !v.owns_data);
+    cr_assert_eq(frt_st_get(st, "c.i32", &v), FRT_OK);
+    cr_assert(v.data == (void *)i32 && v.dtype == FRT_I32 && v.shape[0] == 3);
+    cr_assert_eq(frt_st_get_shaped(st, "a.bf16", 2, (int64_t[]){2, 2}, &v), FRT_ERR_FORMAT);
+    cr_assert_eq(frt_st_get(st, "nope", &v), FRT_ERR_NOT_FOUND);
+    frt_tensor f;
+    cr_assert_eq(frt_st_get_f32(st, "a.bf16", &f), FRT_OK);
+    for (int i = 0; i < 4; i++) cr_assert_eq(((float *)f.data)[i], frt_bf16_to_f32(bf16[i]));
+    frt_tensor_free(&f);
+    frt_st_close(st);
+
+    /* names are copied: the caller's strings may go away after the call */
+    char name[8] = "x";
+    frt_st_mem_tensor one = {name, FRT_F32, 1, {6}, f32};
+    cr_assert_eq(frt_st_from_memory(&one, 1, NULL, &st), FRT_OK);
+    name[0] = 'y';
+    cr_assert_eq(frt_st_get(st, "x", &v), FRT_OK);
+    frt_st_close(st);
+
+    frt_st *bad = (frt_st *)&t;
+    frt_st_mem_tensor dup[] = {{"a", FRT_F32, 1, {2}, f32}, {"a", FRT_F32, 1, {2}, f32 + 2}};
+    cr_assert_eq(frt_st_from_memory(dup, 2, "mem", &bad), FRT_ERR_FORMAT);
+    cr_assert_not_null(strstr(frt_last_error(), "duplicate"));
+    frt_st_mem_tensor mis = {"m", FRT_F32, 1, {2}, (const char *)f32 + 1};
+    cr_assert_eq(frt_st_from_memory(&mis, 1, "mem", &bad), FRT_ERR_INVALID_ARG);
+    frt_st_mem_tensor i64 = {"i", (frt_dtype)99, 1, {2}, f32};
+    cr_assert_eq(frt_st_from_memory(&i64, 1, "mem", &bad), FRT_ERR_INVALID_ARG);
+    frt_st_mem_tensor nodata = {"n", FRT_F32, 1, {2}, NULL};
+    cr_assert_eq(frt_st_from_memory(&nodata, 1, "mem", &bad), FRT_ERR_INVALID_ARG);
+    frt_st_mem_tensor dims = {"d", FRT_F32, 0, {2}, f32};
+    cr_assert_eq(frt_st_from_memory(&dims, 1, "mem", &bad), FRT_ERR_INVALID_ARG);
+    frt_st_mem_tensor neg = {"g", FRT_F32, 1, {-1}, f32};
+    cr_assert_eq(frt_st_from_memory(&neg, 1, "mem", &bad), FRT_ERR_INVALID_ARG);
+    /* *out is written only on success */
+    cr_assert_eq(bad, (frt_st *)&t);
+}

@@ -158,6 +158,20 @@ static frt_status make_prompt(frt_speech *sp, const frt_speech_options *o, frt_f
     return s;
 }
 
+/* The noise of a sentence comes from the seed and the sentence itself, so
+ * a text gives the same audio whether it arrives in one call or in pieces
+ * (flashspeech reading a pipe line by line). FNV-1a, then a splitmix64
+ * finaliser to spread it. */
+static uint64_t sentence_seed(uint64_t seed, const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ seed;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+    h += 0x9e3779b97f4a7c15u;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+    return h ^ (h >> 31);
+}
+
 typedef struct run {
     frt_speech *sp;
     const frt_speech_options *o;
@@ -247,7 +261,7 @@ frt_status frt_speech_synthesize(frt_speech *sp, const char *text, const frt_spe
 
     pthread_mutex_lock(&sp->lock);
     atomic_store(&sp->cancel, 0);
-    run r = {.sp = sp, .o = o, .fn = fn, .user = user, .seed = o->seed};
+    run r = {.sp = sp, .o = o, .fn = fn, .user = user};
     r.chunk.sample_rate = sp->rate;
     r.chunk.text_len = len;
     frt_fs_prompt *prompt = NULL;
@@ -277,6 +291,7 @@ frt_status frt_speech_synthesize(frt_speech *sp, const char *text, const frt_spe
                  sp->phon.s ? sp->phon.s : "", sp->seq.n);
         if (sp->seq.sounds == 0) continue; /* punctuation only: nothing to say */
         r.chunk.sentence = index;
+        r.seed = sentence_seed(o->seed, text + sa, sb - sa);
         r.chunk.text_done = more ? a : len;
         s = speak_ids(&r, sp->seq.ids, sp->seq.n, sp->seq.trailing_pause, !more);
         spoken++;

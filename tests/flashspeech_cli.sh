@@ -134,6 +134,19 @@ rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || { fail "1 MB text: exit $rc"; cat "$T/err"; }
 [ "$(cat "$T/n")" -eq 320044 ] || fail "1 MB text: only $(cat "$T/n") bytes came out"
 
+# --- a pipe is spoken as it arrives, with the same audio as one call -----------
+start=$(date +%s%N)
+{ echo "$HELLO"; sleep 6; echo "$HELLO"; } | "$FS" -m "$MODEL" $PH -o - 2>/dev/null |
+    { head -c 1044 >/dev/null; date +%s%N >"$T/t1"; cat >/dev/null; }
+ms=$((($(cat "$T/t1") - start) / 1000000))
+[ "$ms" -lt 5000 ] || fail "stdin: the first sentence waited for the rest (${ms} ms)"
+printf '%s\n%s\n\n%s\n' "$HELLO" "$HELLO" "$HELLO" | "$FS" -m "$MODEL" $PH -o - 2>/dev/null >"$T/p1.wav"
+"$FS" -m "$MODEL" $PH "$HELLO $HELLO $HELLO" -o - 2>/dev/null >"$T/p2.wav"
+cmp -s "$T/p1.wav" "$T/p2.wav" || fail "stdin in pieces and one argument give different audio"
+printf '%s\n\xff\n' "$HELLO" | "$FS" -m "$MODEL" $PH -o "$T/partial.wav" 2>"$T/err"
+[ $? -eq 1 ] && grep -q "UTF-8 (byte" "$T/err" || fail "bad UTF-8 late in stdin: $(cat "$T/err")"
+[ "$(soxi -s "$T/partial.wav" 2>/dev/null)" -gt 0 ] || fail "audio before the bad byte was lost"
+
 # --- the sound card: ALSA's null device, or a clear error ----------------------
 mkdir -p "$T/home"
 printf 'pcm.!default { type null }\n' >"$T/home/.asoundrc"

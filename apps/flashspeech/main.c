@@ -23,9 +23,11 @@
 #include "audio_io.h"
 #include "flashrt/speech.h"
 
-#define MAX_TEXT (64u << 20) /* bytes of text read from a file or stdin */
+#define READ_BLOCK 65536 /* bytes read from a file or pipe at a time */
+#define PIECE_MAX  65536 /* text held back waiting for a sentence end */
 
 static const char *prog = "flashspeech";
+static volatile sig_atomic_t g_interrupted;
 
 static void usage(FILE *f)
 {
@@ -89,43 +91,104 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-/* Whole file or stream into a NUL-terminated buffer. */
-static char *read_text(FILE *f, const char *name)
+/* ---- input ----------------------------------------------------------------
+ * Text from a file or a pipe is spoken as it arrives: whenever the input
+ * holds complete sentences (a line ending in sentence punctuation, or a
+ * blank line) they go to the engine while the rest is still being read, so
+ * `producer | flashspeech` speaks the first sentence at once and a long
+ * text never sits in memory whole. */
+
+typedef struct input {
+    int fd; /* -1 when the whole text is already in buf (arguments) */
+    const char *name;
+    char *buf; /* buf[len] stays writable for a terminating NUL */
+    size_t len, cap;
+    size_t consumed; /* bytes of the input already spoken */
+    size_t total;    /* the input's size when known (a regular file), else 0 */
+    int eof;
+} input;
+
+/* Whether the line ending just before b[nl] ends a sentence or is blank. */
+static int line_ends_sentence(const char *b, size_t nl)
 {
-    size_t len = 0, cap = 1 << 16;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len + 1 >= cap) {
-            if (cap >= MAX_TEXT) {
-                fprintf(stderr, "%s: %s: text longer than %u MiB\n", prog, name, MAX_TEXT >> 20);
-                free(buf);
-                return NULL;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (!p) break;
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - 1 - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                fprintf(stderr, "%s: %s: %s\n", prog, name, strerror(errno));
-                free(buf);
-                return NULL;
-            }
-            buf[len] = '\0';
-            if (strlen(buf) != len) {
-                fprintf(stderr, "%s: %s: the text contains a NUL byte\n", prog, name);
-                free(buf);
-                return NULL;
-            }
-            return buf;
-        }
+    static const char *const ends[] = {".",
+                                       "!",
+                                       "?",
+                                       ":",
+                                       ";",
+                                       "\"",
+                                       "'",
+                                       ")",
+                                       "]",
+                                       "\xE2\x80\xA6", /* … */
+                                       "\xE3\x80\x82",
+                                       /* 。 */ "\xEF\xBC\x81", /* ！ */
+                                       "\xEF\xBC\x9F",
+                                       /* ？ */ "\xE2\x80\x9D", /* ” */
+                                       "\xE2\x80\x99" /* ’ */};
+    size_t e = nl;
+    while (e > 0 && (b[e - 1] == ' ' || b[e - 1] == '\t' || b[e - 1] == '\r')) e--;
+    if (e == 0 || b[e - 1] == '\n') return 1;
+    for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
+        size_t l = strlen(ends[k]);
+        if (e >= l && memcmp(b + e - l, ends[k], l) == 0) return 1;
     }
-    free(buf);
-    fprintf(stderr, "%s: %s: out of memory\n", prog, name);
-    return NULL;
+    return 0;
+}
+
+/* How many leading bytes of b[0..n) to speak now (0: wait for more). */
+static size_t ready_prefix(const char *b, size_t n, int eof)
+{
+    if (eof) return n;
+    for (size_t i = n; i-- > 0;)
+        if (b[i] == '\n' && line_ends_sentence(b, i)) return i + 1;
+    if (n < PIECE_MAX) return 0;
+    /* A long run without a sentence end: cut at a blank, else between
+     * UTF-8 characters. */
+    for (size_t i = n; i-- > n / 2;)
+        if (b[i] == ' ' || b[i] == '\n' || b[i] == '\t') return i + 1;
+    size_t i = n;
+    while (i > 0 && ((unsigned char)b[i - 1] & 0xC0) == 0x80) i--;
+    return i > 0 && (unsigned char)b[i - 1] >= 0xC0 ? i - 1 : i;
+}
+
+/* Read what is available (blocks only while nothing is). 0 on success. */
+static int input_fill(input *in)
+{
+    if (in->len + READ_BLOCK + 1 > in->cap) {
+        size_t cap = in->cap ? in->cap * 2 : 2 * READ_BLOCK;
+        char *p = realloc(in->buf, cap);
+        if (!p) {
+            fprintf(stderr, "%s: %s: out of memory\n", prog, in->name);
+            return -1;
+        }
+        in->buf = p;
+        in->cap = cap;
+    }
+    ssize_t got;
+    do got = read(in->fd, in->buf + in->len, READ_BLOCK);
+    while (got < 0 && errno == EINTR && !g_interrupted);
+    if (got < 0) {
+        if (g_interrupted) return 0;
+        fprintf(stderr, "%s: %s: %s\n", prog, in->name, strerror(errno));
+        return -1;
+    }
+    if (got == 0) in->eof = 1;
+    const char *nul = memchr(in->buf + in->len, 0, (size_t)got);
+    if (nul) {
+        fprintf(stderr, "%s: %s: the text contains a NUL byte (byte %zu)\n", prog, in->name,
+                in->consumed + (size_t)(nul - in->buf));
+        return -1;
+    }
+    in->len += (size_t)got;
+    return 0;
+}
+
+static int all_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n\v\f", s[i])) return 0;
+    return 1;
 }
 
 static int is_dir(const char *p)
@@ -173,6 +236,10 @@ typedef struct out_state {
     int rate;
     struct timespec t0;
     double first_chunk_s;
+    size_t text_base;     /* input bytes spoken before the current piece */
+    size_t text_total;    /* input size when known, else 0 */
+    size_t sentence_base; /* sentences spoken before the current piece */
+    size_t sentences;     /* sentences so far, this piece included */
 } out_state;
 
 static double since(const struct timespec *t0)
@@ -197,14 +264,20 @@ static int on_chunk(const frt_speech_chunk *c, void *user)
         }
     }
     o->samples += c->n;
-    if (o->progress)
-        fprintf(stderr, "\r%s: [%3d%%] sentence %zu, %.1f s of audio", prog,
-                c->text_len ? (int)(100.0 * (double)c->text_done / (double)c->text_len) : 100,
-                c->sentence + 1, (double)o->samples / c->sample_rate);
+    o->sentences = o->sentence_base + c->sentence + 1;
+    if (o->progress) {
+        size_t done = o->text_base + c->text_done;
+        if (o->text_total)
+            fprintf(stderr, "\r%s: [%3d%%] sentence %zu, %.1f s of audio", prog,
+                    (int)(100.0 * (double)done / (double)o->text_total), o->sentences,
+                    (double)o->samples / c->sample_rate);
+        else
+            fprintf(stderr, "\r%s: sentence %zu, %.1f s of audio", prog, o->sentences,
+                    (double)o->samples / c->sample_rate);
+    }
     return 0;
 }
 
-static volatile sig_atomic_t g_interrupted;
 static frt_speech *g_speech;
 
 static void on_sigint(int sig)
@@ -253,6 +326,63 @@ static frt_status open_output(const char *path, int raw, int rate, frt_audio_sin
         *fd = -1;
     }
     return r;
+}
+
+static int64_t last_error_offset(void)
+{
+    int64_t off = -1;
+    frt_last_error_detail(NULL, NULL, &off);
+    return off;
+}
+
+/* Speak the input piece by piece as complete sentences arrive. A piece
+ * with nothing to say (punctuation only) is skipped; the text as a whole
+ * must say something. *rc gets 1 when reading the input failed. */
+static frt_status speak_input(frt_speech *sp, input *in, const frt_speech_options *so, out_state *o,
+                              int *rc)
+{
+    frt_status s = FRT_OK, quiet_fail = FRT_OK;
+    char why[512] = "";
+    for (;;) {
+        if (!in->eof && input_fill(in) != 0) {
+            *rc = 1;
+            return FRT_ERR_IO;
+        }
+        if (g_interrupted) return FRT_ERR_CANCELLED;
+        size_t cut = ready_prefix(in->buf, in->len, in->eof);
+        if (cut) {
+            char keep = in->buf[cut];
+            in->buf[cut] = '\0';
+            if (!all_blank(in->buf, cut)) {
+                o->text_base = in->consumed;
+                o->sentence_base = o->sentences;
+                s = frt_speech_synthesize(sp, in->buf, so, on_chunk, o);
+                /* "Nothing to say" in one piece is fine if another speaks. */
+                if (s == FRT_ERR_INVALID_ARG) {
+                    quiet_fail = s;
+                    snprintf(why, sizeof why, "%s", frt_last_error());
+                    s = FRT_OK;
+                }
+            }
+            in->buf[cut] = keep;
+            if (s != FRT_OK) return s;
+            memmove(in->buf, in->buf + cut, in->len - cut);
+            in->len -= cut;
+            in->consumed += cut;
+        }
+        if (in->eof && in->len == 0) break;
+    }
+    if (o->sentences == 0) {
+        if (quiet_fail != FRT_OK) {
+            fprintf(stderr, "%s: %s\n", prog, why);
+            *rc = 1;
+            return quiet_fail;
+        }
+        fprintf(stderr, "%s: the text is empty: nothing to say\n", prog);
+        *rc = 1;
+        return FRT_ERR_INVALID_ARG;
+    }
+    return FRT_OK;
 }
 
 int main(int argc, char **argv)
@@ -336,31 +466,39 @@ int main(int argc, char **argv)
         return fail_usage("refusing to write audio to a terminal: pipe it (e.g. '| aplay') or use "
                           "-o FILE");
 
-    /* The text. */
-    char *text = NULL;
+    /* The text: the arguments, or a file or stdin read as it comes. */
+    input in = {.fd = -1};
     if (optind < argc) {
         size_t len = 1;
         for (int i = optind; i < argc; i++) len += strlen(argv[i]) + 1;
-        text = malloc(len);
-        if (!text) return fail_usage("out of memory");
-        text[0] = '\0';
+        in.buf = malloc(len);
+        if (!in.buf) return fail_usage("out of memory");
+        in.buf[0] = '\0';
         for (int i = optind; i < argc; i++) {
-            if (i > optind) strcat(text, " ");
-            strcat(text, argv[i]);
+            if (i > optind) strcat(in.buf, " ");
+            strcat(in.buf, argv[i]);
         }
+        in.len = in.total = strlen(in.buf);
+        in.cap = len;
+        in.eof = 1;
+        in.name = "arguments";
     } else if (file && strcmp(file, "-") != 0) {
-        FILE *f = fopen(file, "rb");
-        if (!f) {
+        in.fd = open(file, O_RDONLY);
+        struct stat st;
+        if (in.fd < 0 || fstat(in.fd, &st) != 0) {
             fprintf(stderr, "%s: %s: %s\n", prog, file, strerror(errno));
             return 1;
         }
-        text = read_text(f, file);
-        fclose(f);
-        if (!text) return 1;
+        if (S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "%s: %s: is a directory\n", prog, file);
+            return 1;
+        }
+        if (S_ISREG(st.st_mode)) in.total = (size_t)st.st_size;
+        in.name = file;
     } else {
         if (isatty(0)) return fail_usage("no text: give it as arguments, with -f FILE or on stdin");
-        text = read_text(stdin, "stdin");
-        if (!text) return 1;
+        in.fd = 0;
+        in.name = "stdin";
     }
 
     /* The model. */
@@ -372,14 +510,14 @@ int main(int argc, char **argv)
                 "No trained model is bundled yet: pass --model DIR or set FRT_SPEECH_MODEL\n"
                 "(tests/data/speech/flashspeech-tiny has random weights: right format, noise).\n",
                 prog, tried);
-        free(text);
+        free(in.buf);
         return 1;
     }
     struct timespec t_open;
     clock_gettime(CLOCK_MONOTONIC, &t_open);
     frt_speech *sp;
     if (frt_speech_open(model, &sp) != FRT_OK) {
-        free(text);
+        free(in.buf);
         return fail("cannot open the model");
     }
     int rate = frt_speech_sample_rate(sp);
@@ -389,7 +527,8 @@ int main(int argc, char **argv)
 
     /* The outputs: opened before synthesis so a bad path fails at once. */
     signal(SIGPIPE, SIG_IGN);
-    out_state o = {.rate = rate, .progress = !quiet && isatty(2) && strlen(text) > 200};
+    out_state o = {.rate = rate, .text_total = in.total};
+    o.progress = !quiet && isatty(2) && (in.total > 200 || in.fd >= 0);
     int out_fd = -1, rc = 0;
     if (output && open_output(output, raw, rate, &o.sinks[o.n_sinks], &out_fd) == FRT_OK)
         o.n_sinks++;
@@ -410,16 +549,22 @@ int main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         clock_gettime(CLOCK_MONOTONIC, &o.t0);
-        frt_status s = frt_speech_synthesize(sp, text, &so, on_chunk, &o);
+        frt_status s = speak_input(sp, &in, &so, &o, &rc);
         if (o.progress) fputc('\n', stderr);
         double secs = since(&o.t0), audio = (double)o.samples / rate;
-        if (o.broken_pipe) {
+        if (rc != 0) {
+            /* the input failed; speak_input said why */
+        } else if (o.broken_pipe) {
             if (verbose) fprintf(stderr, "%s: the reader closed the pipe; stopped\n", prog);
         } else if (g_interrupted) {
             fprintf(stderr, "%s: interrupted after %.1f s of audio\n", prog, audio);
             rc = 130;
         } else if (o.failed != FRT_OK) {
             fprintf(stderr, "%s: %s\n", prog, o.msg);
+            rc = 1;
+        } else if (s == FRT_ERR_FORMAT && last_error_offset() >= 0) {
+            fprintf(stderr, "%s: %s: the text is not valid UTF-8 (byte %zu)\n", prog, in.name,
+                    in.consumed + (size_t)last_error_offset());
             rc = 1;
         } else if (s != FRT_OK) {
             rc = fail("synthesis failed");
@@ -440,6 +585,7 @@ int main(int argc, char **argv)
     }
     g_speech = NULL;
     frt_speech_close(sp);
-    free(text);
+    if (in.fd > 0) close(in.fd);
+    free(in.buf);
     return rc;
 }

@@ -34,7 +34,10 @@ typedef struct frt_speech_options {
     int steps;         /* sampling steps, 1 or 2 (default 1) */
     float sigma_inter; /* noise level of the second step; 0 = the model's (2.0) */
     float speed;       /* speaking rate; 2 is twice as fast (default 1.0, range 0.25..4) */
-    uint64_t seed;     /* noise seed: the same seed and text give the same audio (default 0) */
+    /* Noise seed (default 0). A sentence's noise derives from the seed and
+     * the sentence's text, so the same seed and text give the same audio
+     * however the text is divided between calls. */
+    uint64_t seed;
     /* Reference audio for the voice: a file (WAV/FLAC/OGG, any rate and
      * channel count; downmixed and resampled) or samples in memory. When
      * both are set the file wins; when neither, the model's default voice.

@@ -511,7 +511,7 @@ frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decod
     /* Units: key chunks (of at least DEC_MIN_CHUNK keys) times blocks of
      * heads, enough that every thread gets several. */
     int nth = pool ? frt_pool_size(pool) : 1;
-    int64_t want = 4 * (int64_t)nth;
+    int64_t want = 8 * (int64_t)nth;
     j.nchunk = min64(want, (j.nk_end + DEC_MIN_CHUNK - 1) / DEC_MIN_CHUNK);
     if (j.nchunk < 1) j.nchunk = 1;
     j.chunk = (j.nk_end + j.nchunk - 1) / j.nchunk;

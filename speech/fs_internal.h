@@ -101,7 +101,7 @@ typedef struct fs_res_unit {
 typedef struct fs_codec_block {
     fs_res_unit res[FS_MAX_DILATIONS];
     fs_conv resample; /* encoder: strided conv; decoder: transposed conv with
-                         w re-laid out to [cout * k, cin] (owned) */
+                         w re-laid out to [cout * k, cin] (in wbuf) */
     int stride;
 } fs_codec_block;
 
@@ -140,8 +140,8 @@ struct frt_fs_model {
     int max_phonemes, max_frames, max_prompt_frames;
     size_t max_prompt_samples;
     fs_arena arena;
-    frt_tensor *owned; /* f32 copies of non-f32 or re-laid-out weights */
-    int n_owned, cap_owned;
+    char *wbuf; /* f32 copies of F16/BF16 weights and re-laid-out ones */
+    size_t wcap, wused;
     pthread_mutex_t lock;
 };
 

@@ -199,16 +199,37 @@ typedef struct loader {
     char name[512];
 } loader;
 
-static frt_status keep_owned(frt_fs_model *m, frt_tensor *t)
+/* n floats of the block that holds converted and re-laid-out weights. */
+static float *take_weights(frt_fs_model *m, size_t n)
 {
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        frt_tensor *n = realloc(m->owned, (size_t)cap * sizeof(*n));
-        if (!n) return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory");
-        m->owned = n, m->cap_owned = cap;
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    if (bytes > m->wcap - m->wused) {
+        frt_error(FRT_ERR_INTERNAL, "flashspeech: converted-weight block too small");
+        return NULL;
     }
-    m->owned[m->n_owned++] = *t;
-    return FRT_OK;
+    float *p = (float *)(m->wbuf + m->wused);
+    m->wused += bytes;
+    return p;
+}
+
+/* Bytes of f32 copies open will make: every F16/BF16 tensor, and the
+ * re-laid-out transposed-conv weights. One block for all of them, so the
+ * copy is one huge-page allocation rather than hundreds of small ones. */
+static size_t converted_bytes(const frt_fs_model *m)
+{
+    size_t total = 0;
+    for (int64_t i = 0; i < frt_st_count(m->st); i++) {
+        frt_tensor t;
+        if (frt_st_get(m->st, frt_st_name(m->st, i), &t) != FRT_OK) continue;
+        if (t.dtype == FRT_F16 || t.dtype == FRT_BF16)
+            total += ((size_t)frt_tensor_numel(&t) * sizeof(float) + 63) & ~(size_t)63;
+    }
+    frt_clear_error();
+    const fs_config *c = &m->cfg;
+    size_t ch = (size_t)c->codec_dec_channels;
+    for (int b = 0; b < c->n_strides; b++, ch /= 2)
+        total += (ch * (ch / 2) * 2 * (size_t)c->strides[b] * sizeof(float) + 63) & ~(size_t)63;
+    return total;
 }
 
 /* A tensor of the given shape as f32: a view when it is f32, else a copy. */
@@ -216,10 +237,15 @@ static frt_status get(loader *ld, int ndim, const int64_t *shape, frt_tensor *ou
 {
     FRT_TRY(frt_st_get_shaped(ld->m->st, ld->name, ndim, shape, out));
     if (out->dtype == FRT_F32) return FRT_OK;
-    FRT_TRY(frt_st_get_f32(ld->m->st, ld->name, out));
-    frt_status s = keep_owned(ld->m, out);
-    if (s != FRT_OK) frt_tensor_free(out);
-    return s;
+    if (out->dtype != FRT_F16 && out->dtype != FRT_BF16)
+        return frt_error_at(FRT_ERR_FORMAT, NULL, ld->name, -1, "%s is %s, not a float dtype",
+                            ld->name, frt_dtype_name(out->dtype));
+    size_t n = (size_t)frt_tensor_numel(out);
+    float *dst = take_weights(ld->m, n);
+    if (!dst) return FRT_ERR_INTERNAL;
+    frt_to_f32_row(out->dtype, out->data, dst, n);
+    *out = frt_tensor_view(dst, FRT_F32, out->ndim, out->shape);
+    return FRT_OK;
 }
 
 static frt_status get_vec(loader *ld, const char *p, const char *leaf, int64_t n, frt_tensor *out)
@@ -376,7 +402,7 @@ static frt_status load_res_units(loader *ld, const char *p, int ch, fs_codec_blo
     return FRT_OK;
 }
 
-/* ConvTranspose1d weight [cin, cout, k] -> owned [cout * k, cin] for the
+/* ConvTranspose1d weight [cin, cout, k] -> [cout * k, cin] for the
  * GEMM in fs_codec.c. */
 static frt_status load_conv_transpose(loader *ld, const char *p, int cin, int cout, int k,
                                       fs_conv *c)
@@ -386,14 +412,10 @@ static frt_status load_conv_transpose(loader *ld, const char *p, int cin, int co
     snprintf(ld->name, sizeof(ld->name), "%s.up.weight", p);
     FRT_TRY(get(ld, 3, s, &w));
     int64_t rs[2] = {(int64_t)cout * k, cin};
-    FRT_TRY(frt_tensor_alloc(&c->w, FRT_F32, 2, rs));
-    frt_status st = keep_owned(ld->m, &c->w);
-    if (st != FRT_OK) {
-        frt_tensor_free(&c->w);
-        return st;
-    }
+    float *dst = take_weights(ld->m, (size_t)cout * k * cin);
+    if (!dst) return FRT_ERR_INTERNAL;
+    c->w = frt_tensor_view(dst, FRT_F32, 2, rs);
     const float *src = w.data;
-    float *dst = c->w.data;
     for (int ci = 0; ci < cin; ci++)
         for (int co = 0; co < cout; co++)
             for (int kk = 0; kk < k; kk++)
@@ -510,8 +532,7 @@ static void free_model(frt_fs_model *m)
     free(w->dur_ref.l);
     free(w->pitch_ref.l);
     free(w->lcm.l);
-    for (int i = 0; i < m->n_owned; i++) frt_tensor_free(&m->owned[i]);
-    free(m->owned);
+    frt_free(m->wbuf);
     for (int i = 0; i < m->cfg.n_phonemes; i++) free(m->cfg.phonemes[i]);
     free(m->cfg.phonemes);
     frt_free(m->arena.base);
@@ -536,6 +557,11 @@ frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_f
     if ((s = load_phonemes(&m->cfg, path)) != FRT_OK) goto fail;
     if ((s = frt_st_open(dir, &m->st)) != FRT_OK) goto fail;
     m->be = frt_backend_cpu();
+    m->wcap = converted_bytes(m);
+    if (!(m->wbuf = frt_alloc(m->wcap))) {
+        s = FRT_ERR_NOMEM;
+        goto fail;
+    }
     if ((s = load_weights(m)) != FRT_OK) goto fail;
 
     frt_fs_limits lim = limits ? *limits : (frt_fs_limits){0};

@@ -142,6 +142,10 @@ Test(memory_parity, default_sizes)
 {
     parity("default_sizes");
 }
+Test(memory_parity, default_sizes_compat)
+{
+    parity("default_sizes_compat");
+}
 
 /* vstream-tiny's config.json and checkpoint give the golden's settings and
  * q/k weights. */

@@ -119,6 +119,9 @@ def main():
                 n_buff=300, hidden=32, alpha=0.2, kmeans_iters=10, kmeans_tol=1e-4,
                 compat=False, seed=2024)
     run("default_sizes", full, random_weights(32, 16, 6), 60, 13, {0, 1, 2, 24, 25, 26, 27, 40, 59})
+    # compat at the release's sizes: the abstract memory attends to 25 frames at a time
+    run("default_sizes_compat", dict(full, compat=True), random_weights(32, 16, 6), 60, 13,
+        {1, 26, 27, 45, 50, 51, 52, 59})
 
 
 if __name__ == "__main__":

@@ -49,9 +49,10 @@ struct frt_star {
     unsigned char *used;
     int n_labels, iters_run;
     /* abstract */
-    float *abs_mem; /* [n_abs * at, dim] */
-    int abs_filled; /* tokens */
-    float *e;       /* [at, dim] */
+    float *abs_mem;   /* [n_abs * at, dim] */
+    int abs_filled;   /* tokens */
+    float *e;         /* [at, dim]; compat: [n_abs * at, dim], the pending chunk */
+    int chunk_frames; /* compat: frames in the pending chunk */
     double *q, *k, *s, *acc;
     /* scratch */
     float *pooled; /* [p_tem^2, dim] */
@@ -286,37 +287,39 @@ static void kmeans(frt_star *m)
     m->n_labels = n;
 }
 
-/* M <- M (1 - rowsum W) + W e, W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)). */
-static void attend(frt_star *m)
+/* out <- M (1 - rowsum W) + W e, W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)),
+ * over ntok new tokens e; out may be M. */
+static void attend(frt_star *m, const float *mem, float *out, const float *e, int ntok)
 {
-    const int rows = m->c.n_abs * m->at, at = m->at, dim = m->c.dim, h = m->c.hidden;
-    for (int r = 0; r < rows + at; r++) {
-        const float *x = r < rows ? m->abs_mem + (size_t)r * dim : m->e + (size_t)(r - rows) * dim;
+    const int rows = m->c.n_abs * m->at, dim = m->c.dim, h = m->c.hidden;
+    for (int r = 0; r < rows + ntok; r++) {
+        const float *x = r < rows ? mem + (size_t)r * dim : e + (size_t)(r - rows) * dim;
         const float *w = r < rows ? m->q_w : m->k_w;
         const float *b = r < rows ? m->q_b : m->k_b;
-        double *out = r < rows ? m->q + (size_t)r * h : m->k + (size_t)(r - rows) * h;
+        double *y = r < rows ? m->q + (size_t)r * h : m->k + (size_t)(r - rows) * h;
         for (int o = 0; o < h; o++) {
-            double s = 0;
-            for (int c = 0; c < dim; c++) s += (double)x[c] * w[(size_t)o * dim + c];
-            out[o] = s + b[o];
+            double acc = 0;
+            for (int c = 0; c < dim; c++) acc += (double)x[c] * w[(size_t)o * dim + c];
+            y[o] = acc + b[o];
         }
     }
     double scale = 1.0 / sqrt((double)h);
     for (int r = 0; r < rows; r++) {
-        double *s = m->s + (size_t)r * at, mx = -INFINITY, sum = 0, decay = 0;
-        for (int p = 0; p < at; p++) {
+        double *s = m->s + (size_t)r * ntok, mx = -INFINITY, sum = 0, decay = 0;
+        for (int p = 0; p < ntok; p++) {
             double d = 0;
             for (int o = 0; o < h; o++) d += m->q[(size_t)r * h + o] * m->k[(size_t)p * h + o];
             s[p] = d * scale;
             if (s[p] > mx) mx = s[p];
         }
-        for (int p = 0; p < at; p++) sum += (s[p] = exp(s[p] - mx));
-        for (int p = 0; p < at; p++) decay += (s[p] = s[p] / sum * m->c.alpha);
-        float *row = m->abs_mem + (size_t)r * dim;
+        for (int p = 0; p < ntok; p++) sum += (s[p] = exp(s[p] - mx));
+        for (int p = 0; p < ntok; p++) decay += (s[p] = s[p] / sum * m->c.alpha);
+        const float *in = mem + (size_t)r * dim;
+        float *row = out + (size_t)r * dim;
         for (int c = 0; c < dim; c++) {
             double v = 0;
-            for (int p = 0; p < at; p++) v += s[p] * m->e[(size_t)p * dim + c];
-            row[c] = (float)((double)row[c] * (1 - decay) + v);
+            for (int p = 0; p < ntok; p++) v += s[p] * e[(size_t)p * dim + c];
+            row[c] = (float)((double)in[c] * (1 - decay) + v);
         }
     }
 }
@@ -361,9 +364,17 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
             pool(frame, c->p_spa, c->p_abs, c->dim, m->acc,
                  m->abs_mem + (size_t)m->abs_filled * c->dim);
             m->abs_filled += per;
-        } else {
+        } else if (!c->compat) {
             pool(frame, c->p_spa, c->p_abs, c->dim, m->acc, m->e);
-            attend(m);
+            attend(m, m->abs_mem, m->abs_mem, m->e, per);
+        } else {
+            /* the released code attends to n_abs frames at a time */
+            pool(frame, c->p_spa, c->p_abs, c->dim, m->acc,
+                 m->e + (size_t)m->chunk_frames++ * per * c->dim);
+            if (m->chunk_frames == c->n_abs) {
+                attend(m, m->abs_mem, m->abs_mem, m->e, c->n_abs * per);
+                m->chunk_frames = 0;
+            }
         }
     }
 }
@@ -433,7 +444,11 @@ static void publish(frt_star *m, double time_s)
     float *dst = s->tokens;
     const int dim = c->dim, fs = m->fs;
     frt_star_snapshot *sn = &s->snap;
-    put(&dst, m->abs_mem, (size_t)m->abs_filled * dim);
+    if (m->chunk_frames > 0) /* compat: the partial chunk counts, uncommitted */
+        attend(m, m->abs_mem, dst, m->e, m->chunk_frames * m->at);
+    else
+        memcpy(dst, m->abs_mem, (size_t)m->abs_filled * dim * sizeof(float));
+    dst += (size_t)m->abs_filled * dim;
     sn->n_abstract = m->abs_filled;
     put(&dst, m->cent, (size_t)m->n_clusters * m->pd);
     sn->n_temporal = m->n_clusters * c->p_tem * c->p_tem;
@@ -577,10 +592,11 @@ frt_status frt_star_create(const frt_star_config *c, const float *q_w, const flo
     m->perm = zalloc(K + 1, sizeof(int), &ok);
     m->used = zalloc(K + 1, 1, &ok);
     m->abs_mem = zalloc((size_t)c->n_abs * m->at * c->dim, sizeof(float), &ok);
-    m->e = zalloc((size_t)m->at * c->dim, sizeof(float), &ok);
+    const size_t keys = (size_t)m->at * (c->compat ? (size_t)c->n_abs : 1);
+    m->e = zalloc(keys * c->dim, sizeof(float), &ok);
     m->q = zalloc((size_t)c->n_abs * m->at * c->hidden, sizeof(double), &ok);
-    m->k = zalloc((size_t)m->at * c->hidden, sizeof(double), &ok);
-    m->s = zalloc((size_t)c->n_abs * m->at * m->at, sizeof(double), &ok);
+    m->k = zalloc(keys * c->hidden, sizeof(double), &ok);
+    m->s = zalloc((size_t)c->n_abs * m->at * keys, sizeof(double), &ok);
     m->acc = zalloc(accn, sizeof(double), &ok);
     m->pooled = zalloc((size_t)m->pd, sizeof(float), &ok);
     for (int i = 0; i < FRT_STAR_SLOTS; i++) {

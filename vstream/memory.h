@@ -26,7 +26,11 @@
  *   mean at p_abs 1). The first n_abs frames fill the n_abs * p_abs^2 slots;
  *   then, with the checkpoint's attention_model q/k projections,
  *   W = alpha * softmax_over_new_tokens(q(M) k(e)^T / sqrt(hidden)),
- *   M <- M * (1 - rowsum W) + W e.
+ *   M <- M * (1 - rowsum W) + W e, e the new frame's tokens. Compat (the
+ *   released code, which recomputes the memory from all frames): the frames
+ *   after the first n_abs are taken n_abs at a time, e being all their
+ *   tokens (the softmax runs over them, so q/k matter even at p_abs 1); a
+ *   partial group is applied to the snapshot without being committed.
  * - Retrieved: the min(n_ret, clusters) clusters of largest weight (ties to
  *   the lower cluster index), in that order; for each, the buffered frame
  *   nearest its centroid, compared in the p_tem-pooled space (ties to the

@@ -21,7 +21,10 @@ The rules (the C implementation follows them exactly; see vstream/memory.h):
   the loop stops when the summed centroid movement is below kmeans_tol.
 - Abstract: the frame pooled to p_abs x p_abs (p_abs^2 tokens). The first
   n_abs frames fill the memory; then M <- M (1 - rowsum W) + W e with
-  W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)).
+  W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)). Compat: frames after the
+  first n_abs are taken n_abs at a time (e = all their tokens), as the
+  released attention_feature does; a partial group shows in tokens() without
+  being committed.
 - Retrieved: the min(n_ret, clusters) clusters of largest weight (ties to the
   lower index), each gives the buffered frame nearest its centroid in the
   p_tem-pooled space (ties to the newest); compat: the frame whose long-memory
@@ -147,6 +150,7 @@ class StarMemory:
         self.weights = []  # float
         self.abstract = []  # [p_abs^2, C] f32 per slot until full, then one tensor
         self.abs_full = None
+        self.pending = []  # compat: frames of the current group
         self.labels = []  # last clustering's assignment ([] when none this frame)
         self.retrieved = []  # stream frame indices
 
@@ -194,8 +198,13 @@ class StarMemory:
                 self.abstract.append(e)
                 if len(self.abstract) == c["n_abs"]:
                     self.abs_full = torch.cat(self.abstract)
-            else:
+            elif not c["compat"]:
                 self.abs_full = self._attend(self.abs_full, e)
+            else:
+                self.pending.append(e)
+                if len(self.pending) == c["n_abs"]:
+                    self.abs_full = self._attend(self.abs_full, torch.cat(self.pending))
+                    self.pending = []
 
     def _attend(self, m, e):
         c = self.c
@@ -233,7 +242,9 @@ class StarMemory:
         """[n_tokens, C] f32 in the order abstract, temporal, retrieved, spatial."""
         c = self.c
         parts = []
-        if self.abs_full is not None:
+        if self.abs_full is not None and self.pending:
+            parts.append(self._attend(self.abs_full, torch.cat(self.pending)))
+        elif self.abs_full is not None:
             parts.append(self.abs_full)
         elif self.abstract:
             parts.append(torch.cat(self.abstract))

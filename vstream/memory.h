@@ -20,8 +20,11 @@
  *   assignment (squared Euclidean, ties to the lower cluster) and update (the
  *   weighted mean of the members; an empty cluster takes the point farthest
  *   from its assigned centroid, ties to the lower point, each point once;
- *   compat: a random point); stop once the summed centroid movement is below
- *   kmeans_tol. A cluster's weight is the sum of its members' weights.
+ *   compat: a random point); the centroids take every update and the loop
+ *   stops once the summed centroid movement is below kmeans_tol (the
+ *   released code keeps the previous centroids on that last step, a
+ *   difference below kmeans_tol). A cluster's weight is the sum of its
+ *   members' weights; labels are those of the last assignment.
  * - Abstract: the frame pooled to p_abs x p_abs (p_abs^2 tokens, the frame
  *   mean at p_abs 1). The first n_abs frames fill the n_abs * p_abs^2 slots;
  *   then, with the checkpoint's attention_model q/k projections,

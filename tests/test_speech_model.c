@@ -642,3 +642,85 @@ Test(fs_threads, one_model_two_threads)
     frt_free(solo.pcm);
     frt_fs_model_close(m);
 }
+
+/* ---- a BF16 checkpoint: converted at open, same audio within bf16 error -- */
+
+/* Write dir/model.safetensors holding every tensor of the tiny checkpoint
+ * rounded to BF16, and its config.json. */
+static void write_bf16_copy(const char *dir)
+{
+    frt_st *src;
+    cr_assert_eq(frt_st_open(TINY, &src), FRT_OK);
+    size_t cap = 1 << 20, len = 0, off = 0;
+    char *hdr = malloc(cap);
+    cr_assert(hdr);
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    int64_t n = frt_st_count(src);
+    for (int64_t i = 0; i < n; i++) {
+        frt_tensor t;
+        cr_assert_eq(frt_st_get(src, frt_st_name(src, i), &t), FRT_OK);
+        size_t bytes = (size_t)frt_tensor_numel(&t) * 2;
+        len += (size_t)snprintf(hdr + len, cap - len, "%s\"%s\":{\"dtype\":\"BF16\",\"shape\":[",
+                                i ? "," : "", frt_st_name(src, i));
+        for (int d = 0; d < t.ndim; d++)
+            len += (size_t)snprintf(hdr + len, cap - len, "%s%lld", d ? "," : "",
+                                    (long long)t.shape[d]);
+        len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off,
+                                off + bytes);
+        off += bytes;
+        cr_assert(len < cap - 256);
+    }
+    len += (size_t)snprintf(hdr + len, cap - len, "}");
+    while ((8 + len) % 8) hdr[len++] = ' ';
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    uint64_t hl = len;
+    fwrite(&hl, 8, 1, f);
+    fwrite(hdr, 1, len, f);
+    for (int64_t i = 0; i < n; i++) {
+        frt_tensor t;
+        frt_st_get(src, frt_st_name(src, i), &t);
+        int64_t k = frt_tensor_numel(&t);
+        for (int64_t j = 0; j < k; j++) {
+            uint16_t b = frt_f32_to_bf16(((const float *)t.data)[j]);
+            fwrite(&b, 2, 1, f);
+        }
+    }
+    fclose(f);
+    size_t cn;
+    char *cfg = read_all(TINY "/config.json", &cn);
+    free(tu_write_file(dir, "config.json", cfg, cn));
+    free(cfg);
+    free(hdr);
+    frt_st_close(src);
+}
+
+Test(fs_checkpoint, bf16_weights)
+{
+    char *dir = tu_tmpdir();
+    write_bf16_copy(dir);
+    frt_fs_model *m32, *m16;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &m32), FRT_OK);
+    cr_assert_eq(frt_fs_model_open(dir, NULL, &m16), FRT_OK, "%s", frt_last_error());
+    cr_assert(m16->wused > 0 && m16->wused <= m16->wcap);
+    /* the zero-prompt codec decoder: same weights up to bf16 rounding */
+    int d = m32->cfg.latent_dim, t = 4;
+    float z[16 * 4];
+    for (int i = 0; i < d * t; i++) z[i] = sinf(0.37f * (float)i);
+    size_t ns = (size_t)t * frt_fs_model_hop(m32);
+    float *a = buf(ns), *b = buf(ns);
+    m32->arena.used = m16->arena.used = 0;
+    cr_assert_eq(fs_codec_decode(m32, z, t, a), FRT_OK);
+    cr_assert_eq(fs_codec_decode(m16, z, t, b), FRT_OK);
+    double e = rel_err(b, a, (int64_t)ns);
+    cr_log_info("bf16 vs f32 weights, codec decoder: rel err %.3g", e);
+    cr_assert(e > 0 && e < 0.1, "rel err %g", e);
+    frt_free(a);
+    frt_free(b);
+    frt_fs_model_close(m32);
+    frt_fs_model_close(m16);
+    tu_rmtree(dir);
+    free(dir);
+}

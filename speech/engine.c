@@ -37,6 +37,10 @@ struct frt_speech {
     frt_phoneme_seq seq;
     float *out;
     size_t out_cap;
+    /* The last reference's prompt and the hash and length of its samples. */
+    frt_fs_prompt *prompt;
+    uint64_t prompt_key;
+    size_t prompt_len;
 };
 
 void frt_speech_options_init(frt_speech_options *o)
@@ -83,6 +87,7 @@ frt_status frt_speech_open(const char *model_dir, frt_speech **out)
 void frt_speech_close(frt_speech *sp)
 {
     if (!sp) return;
+    frt_fs_prompt_free(sp->prompt);
     frt_fs_model_close(sp->model);
     frt_phoneme_map_free(sp->map);
     frt_g2p_free(sp->espeak);
@@ -137,7 +142,12 @@ static frt_status get_g2p(frt_speech *sp, const frt_speech_options *o, frt_g2p *
     return FRT_OK;
 }
 
-static frt_status make_prompt(frt_speech *sp, const frt_speech_options *o, frt_fs_prompt **prompt)
+/* The speaker prompt for o's reference audio (NULL when there is none),
+ * owned by the engine: the last one is kept, keyed by the samples, so
+ * calls that reuse a reference (a pipe spoken piece by piece) encode it
+ * once. */
+static frt_status get_prompt(frt_speech *sp, const frt_speech_options *o,
+                             const frt_fs_prompt **prompt)
 {
     *prompt = NULL;
     if (!o->ref_path && !o->ref_pcm) return FRT_OK;
@@ -152,9 +162,20 @@ static frt_status make_prompt(frt_speech *sp, const frt_speech_options *o, frt_f
         FRT_LOGI("speech: reference audio cut to its first %d s", PROMPT_MAX_SECONDS);
         n = cap;
     }
-    frt_status s = n ? frt_fs_encode_prompt(sp->model, pcm, n, prompt)
-                     : frt_error(FRT_ERR_INVALID_ARG, "reference audio is empty");
+    uint64_t key = 0xcbf29ce484222325u ^ n;
+    const unsigned char *b = (const unsigned char *)pcm;
+    for (size_t i = 0; i < n * sizeof *pcm; i++) key = (key ^ b[i]) * 0x100000001b3u;
+    frt_status s = FRT_OK;
+    if (!sp->prompt || key != sp->prompt_key || n != sp->prompt_len) {
+        frt_fs_prompt_free(sp->prompt);
+        sp->prompt = NULL;
+        s = n ? frt_fs_encode_prompt(sp->model, pcm, n, &sp->prompt)
+              : frt_error(FRT_ERR_INVALID_ARG, "reference audio is empty");
+        sp->prompt_key = key;
+        sp->prompt_len = n;
+    }
     free(pcm);
+    if (s == FRT_OK) *prompt = sp->prompt;
     return s;
 }
 
@@ -264,10 +285,10 @@ frt_status frt_speech_synthesize(frt_speech *sp, const char *text, const frt_spe
     run r = {.sp = sp, .o = o, .fn = fn, .user = user};
     r.chunk.sample_rate = sp->rate;
     r.chunk.text_len = len;
-    frt_fs_prompt *prompt = NULL;
+    const frt_fs_prompt *prompt = NULL;
     frt_g2p *g2p = NULL;
     frt_status s = get_g2p(sp, o, &g2p);
-    if (s == FRT_OK) s = make_prompt(sp, o, &prompt);
+    if (s == FRT_OK) s = get_prompt(sp, o, &prompt);
     r.prompt = prompt;
     size_t spoken = 0, unknown = 0, index = 0;
     bool delivered_last = false;
@@ -304,7 +325,6 @@ frt_status frt_speech_synthesize(frt_speech *sp, const char *text, const frt_spe
         r.chunk.text_done = len;
         s = deliver(&r, NULL, 0, 0, 1);
     }
-    frt_fs_prompt_free(prompt);
     pthread_mutex_unlock(&sp->lock);
     return s;
 }

@@ -241,6 +241,15 @@ Test(speech_api, reference_audio)
     o.ref_path = ogg;
     cr_assert_eq(frt_speech_synthesize(sp, TWO_SENTENCES, &o, on_chunk, &b), FRT_OK, "%s",
                  frt_last_error());
+    /* Back to the first reference: the engine's cached prompt must follow. */
+    collect a2 = {0};
+    o.ref_path = wav;
+    cr_assert_eq(frt_speech_synthesize(sp, TWO_SENTENCES, &o, on_chunk, &a2), FRT_OK);
+    cr_assert_eq(a2.samples, a.samples);
+    cr_assert_eq(memcmp(a2.pcm, a.pcm, a.samples * sizeof *a.pcm), 0);
+    cr_assert(b.samples != a.samples || memcmp(a.pcm, b.pcm, a.samples * sizeof *a.pcm) != 0,
+              "another reference, other audio");
+    free(a2.pcm);
     /* In memory, at another rate. */
     float pcm[8000];
     for (int i = 0; i < 8000; i++) pcm[i] = 0.2f * sinf((float)i * 0.05f);

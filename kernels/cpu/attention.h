@@ -57,17 +57,18 @@ typedef struct frt_decode_stats {
  * kv_len outside [0, nk], q_pos0 < 0 with causal, mask_stride < nk (nq > 1),
  * a non-finite scale or phi, or a K/V dtype other than F32/F16/BF16. Working
  * memory is cached between calls (FRT_ERR_NOMEM if it cannot be had). Safe
- * to call from several threads at once (each call then uses its own pool or
- * NULL; a pool runs one job at a time). */
+ * to call from several threads at once (calls sharing a pool are serialised
+ * by it). */
 
 /* Chooses decode for nq <= FRT_ATTN_DECODE_MAX_NQ, flash otherwise. */
 frt_status frt_cpu_attention(const frt_attn_args *a, frt_pool *pool);
 /* FlashAttention-2: query blocks of 64 rows over (head, block) tasks,
  * online softmax over key blocks; ignores p.use_unified_max. */
 frt_status frt_cpu_flash_attn(const frt_attn_args *a, frt_pool *pool);
-/* Split-KV decode: chunks of the KV range per K/V head, merged exactly;
- * with p.use_unified_max the FlashDecoding++ fast path (see above). stats
- * may be NULL; otherwise its counters are incremented. */
+/* Split-KV decode (Flash-Decoding): the threads take (KV chunk, block of
+ * K/V heads) units, each returning per row (m, l, unnormalised O), merged
+ * exactly; with p.use_unified_max the FlashDecoding++ fast path (see above).
+ * stats may be NULL; otherwise its counters are incremented. */
 frt_status frt_cpu_decode_attn(const frt_attn_args *a, frt_pool *pool, frt_decode_stats *stats);
 /* Naive twin; returns FRT_ERR_NOMEM if it cannot allocate its score row. */
 frt_status frt_ref_attn(const frt_attn_args *a);

@@ -360,6 +360,10 @@ static ing_slot *tail_slot(frt_ingest *g, bool drop)
             g->head = (g->head + 1) % g->o.queue_len;
             g->count--;
             g->st.dropped++;
+            /* 1, 2, 4, 8, ...: a lagging consumer is reported without a flood */
+            if ((g->st.dropped & (g->st.dropped - 1)) == 0)
+                FRT_LOGW("ingest '%s': the consumer lags, %lld sampled frames dropped so far",
+                         g->url, (long long)g->st.dropped);
             break;
         }
         pthread_cond_wait(&g->have_room, &g->mu);
@@ -400,6 +404,7 @@ static frt_status handle_frame(frt_ingest *g, const AVFrame *f)
     double pts_s = pts == AV_NOPTS_VALUE ? NAN : (double)pts * av_q2d(g->tb);
     double t = frt_ingest_clock_time(&g->clock, pts_s, wall, &gap);
     g->pending_gap += gap;
+    if (gap > 0) FRT_LOGW("ingest '%s': %.2f s of stream lost to the reconnect", g->url, gap);
     pthread_mutex_lock(&g->mu);
     g->st.decoded++;
     g->st.gap_s += gap;

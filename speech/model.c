@@ -555,6 +555,13 @@ frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_f
     if ((s = frt_config_load(path, &c)) != FRT_OK) goto fail;
     if ((s = parse_config(&m->cfg, c, path)) != FRT_OK) goto fail;
     if ((s = load_phonemes(&m->cfg, path)) != FRT_OK) goto fail;
+    int vocab;
+    if ((s = get_int(c, "phoneme_vocab_size", m->cfg.n_phonemes, 1, &vocab)) != FRT_OK) goto fail;
+    if (vocab != m->cfg.n_phonemes) {
+        s = frt_error_at(FRT_ERR_FORMAT, path, "phoneme_vocab_size", -1,
+                         "phoneme_vocab_size %d but %d phonemes listed", vocab, m->cfg.n_phonemes);
+        goto fail;
+    }
     if ((s = frt_st_open(dir, &m->st)) != FRT_OK) goto fail;
     m->be = frt_backend_cpu();
     m->wcap = converted_bytes(m);

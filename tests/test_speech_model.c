@@ -586,6 +586,8 @@ Test(fs_checkpoint, bad_config)
     cr_assert_eq(open_edited("\"model_type\": \"flashspeech\"", "\"model_type\": \"llama\""),
                  FRT_ERR_FORMAT);
     cr_assert_eq(open_edited("\"phonemes\"", "\"phonemes_x\""), FRT_ERR_FORMAT);
+    cr_assert_eq(open_edited("\"phoneme_vocab_size\": 76", "\"phoneme_vocab_size\": 77"),
+                 FRT_ERR_FORMAT);
     cr_assert_eq(open_edited("\"num_heads\": 2", "\"num_heads\": 3"), FRT_ERR_FORMAT);
     cr_assert_eq(open_edited("\"num_heads\": 2", "\"num_heads\": 4"), FRT_ERR_UNSUPPORTED);
     cr_assert_eq(open_edited("\"sigma_max\": 80.0", "\"sigma_max\": -1"), FRT_ERR_FORMAT);

@@ -35,6 +35,7 @@ PHONEMES = (
 TINY = {
     "architectures": ["FlashSpeech"],
     "model_type": "flashspeech",
+    "phoneme_vocab_size": len(PHONEMES),
     "phonemes": PHONEMES,
     "hidden_size": 32,
     "num_heads": 2,
@@ -333,7 +334,8 @@ def make_full(d):
     """A random checkpoint at the default (paper) sizes, bf16, for timing
     only: python3 tools/make_tiny_speech.py --full DIR (about 0.9 GB)."""
     os.makedirs(d, exist_ok=True)
-    cfg = {"architectures": ["FlashSpeech"], "model_type": "flashspeech", "phonemes": PHONEMES}
+    cfg = {"architectures": ["FlashSpeech"], "model_type": "flashspeech",
+           "phoneme_vocab_size": len(PHONEMES), "phonemes": PHONEMES}
     cfg.update(fs.DEFAULTS)
     cfg["torch_dtype"] = "bfloat16"
     w = {n: init_tensor(n, s).to(torch.bfloat16) for n, s in shapes(cfg).items()}

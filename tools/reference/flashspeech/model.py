@@ -62,6 +62,7 @@ class Config:
         for k, v in DEFAULTS.items():
             setattr(self, k, d.get(k, v))
         self.phonemes = list(d["phonemes"])
+        assert d.get("phoneme_vocab_size", len(self.phonemes)) == len(self.phonemes)
         self.hop = 1
         for s in self.codec_strides:
             self.hop *= s

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "safetensors.h"
+
 /* Limits measured at start in this run (never assumed). */
 typedef struct bench_machine {
     int threads;
@@ -31,8 +33,22 @@ void bench_out_row(bench_out *o, const char *case_name, const char *metric_name,
                    double ms, double ratio, double rss_mb, const char *extra_json);
 void bench_out_end(bench_out *o);
 
+/* A random checkpoint in memory at real sizes (bench_model.c): add the
+ * tensors (uniform in [-scale, scale], or all equal to scale when
+ * constant), then finish allocates and fills them on all threads and opens
+ * them as a frt_st (owned by the bench_ckpt). */
+typedef struct bench_ckpt bench_ckpt;
+bench_ckpt *bench_ckpt_new(void);
+bool bench_ckpt_add(bench_ckpt *c, frt_dtype dt, int ndim, const int64_t *shape, float scale,
+                    bool constant, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+frt_status bench_ckpt_finish(bench_ckpt *c, const char *label, frt_st **out);
+double bench_ckpt_bytes(const bench_ckpt *c);
+void bench_ckpt_free(bench_ckpt *c);
+
 /* Subcommands: argv[0] is the subcommand name. Return a process exit code. */
 int bench_gemm_main(int argc, char **argv);
 int bench_attn_main(int argc, char **argv);
+int bench_vit_main(int argc, char **argv);
+int bench_llm_main(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ typedef struct {
 static const bench_cmd cmds[] = {
     {"gemm", bench_gemm_main, "GEMM GFLOP/s on the models' shapes vs FMA peak, DRAM, OpenBLAS"},
     {"attn", bench_attn_main, "flash and decode attention vs FMA peak, DRAM, naive attention"},
+    {"vit", bench_vit_main, "CLIP ViT-L/14 frames/s vs FMA peak and the PyTorch reference"},
+    {"llm", bench_llm_main, "Llama-7B prefill vs bf16 peak, decode vs DRAM bandwidth"},
 };
 
 static void usage(FILE *f)

@@ -426,6 +426,8 @@ Test(fs_limits, exact_limits_suffice_and_one_less_fails)
     cr_assert_eq(frt_fs_synthesize(m, t_ids.data, (size_t)n, p, &o, &pcm, &ns), FRT_OK, "%s",
                  frt_last_error());
     cr_log_info("arena: %zu of %zu bytes used at the limits", m->arena.peak, m->arena.cap);
+    cr_assert(m->arena.peak + FS_ARENA_SLACK / 2 * sizeof(float) <= m->arena.cap,
+              "the budget formulas undercount: %zu of %zu bytes", m->arena.peak, m->arena.cap);
     frt_free(pcm);
     /* fewer values than the streams need */
     o.noise_len -= 1;

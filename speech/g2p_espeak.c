@@ -85,10 +85,18 @@ static frt_status speak_clause(espeak_g2p *g, const char *text, size_t n, frt_st
         const char *ph = espeak_TextToPhonemes(&p, espeakCHARS_UTF8, mode);
         if (!ph || !ph[0]) continue;
         if (out->len && out->s[out->len - 1] != ' ') FRT_TRY(frt_strbuf_append(out, " ", 1));
-        size_t l = strlen(ph);
-        /* A clause can start with the separator ("_ˌoʊ_k_ˈeɪ"). */
-        while (l && *ph == '_') ph++, l--;
-        FRT_TRY(frt_strbuf_append(out, ph, l));
+        /* A clause can start with the separator ("_ˌoʊ_k_ˈeɪ"), and words
+         * read in another language come between switch markers
+         * ("(hi)_n_ə_m_ˈʌ_s_t_eː_(en-us)") that are not phonemes. */
+        while (*ph == '_') ph++;
+        for (const char *q = ph; *q;) {
+            const char *open = strchr(q, '(');
+            size_t keep = open ? (size_t)(open - q) : strlen(q);
+            FRT_TRY(frt_strbuf_append(out, q, keep));
+            if (!open) break;
+            const char *close = strchr(open, ')');
+            q = close ? close + 1 : open + strlen(open);
+        }
     }
     return FRT_OK;
 }

@@ -202,6 +202,12 @@ Test(g2p, espeak_english)
     cr_assert(strstr(s, ","), "%s", s);
     cr_assert_eq(s[strlen(s) - 1], '.', "%s", s);
     free(s);
+    /* Words in another script: espeak-ng's language switch markers
+     * ("(hi)", "(en-us)") are not phonemes. */
+    s = phonemize(g, "Say नमस्ते now.");
+    cr_assert(!strchr(s, '(') && !strchr(s, ')'), "%s", s);
+    cr_assert(strstr(s, "n_ə_m"), "%s", s);
+    free(s);
     /* Numbers keep their decimal point inside the clause. */
     s = phonemize(g, "It costs 3.5 dollars");
     cr_assert(strstr(s, "p_ɔɪ_n_t"), "%s", s);

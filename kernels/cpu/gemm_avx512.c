@@ -290,6 +290,26 @@ static ALWAYS_INLINE void store_sums(const frt_gemm_args *a, int64_t m0, int64_t
     }
 }
 
+/* acc[i * R + r] += x row i . w row r over k .. k+16 (lanes in m). */
+static ALWAYS_INLINE void gemv_step(__m512 *acc, const char *const *wr, const float *const *xr,
+                                    int R, int MB, frt_dtype wtype, int64_t k, __mmask16 m,
+                                    int64_t ahead)
+{
+    int64_t esz = wtype == FRT_F32 ? 4 : 2;
+    __m512 wv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        wv[r] = load_w16(wr[r], wtype, k, m);
+        _mm_prefetch(wr[r] + ahead + k * esz, _MM_HINT_T1);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++) {
+        __m512 xv = _mm512_maskz_loadu_ps(m, xr[i] + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) acc[i * R + r] = _mm512_fmadd_ps(xv, wv[r], acc[i * R + r]);
+    }
+}
+
 /* R weight rows against MB (<= 4) x rows: each x load feeds R FMAs and each
  * weight load MB, so both streams stay cheap next to the DRAM stream. */
 static ALWAYS_INLINE void gemv_block(const frt_gemm_args *a, int64_t m0, int64_t n, int R, int MB,
@@ -307,26 +327,40 @@ static ALWAYS_INLINE void gemv_block(const frt_gemm_args *a, int64_t m0, int64_t
      * alongside keeps DRAM busy across those seams (bf16 rows, half as long,
      * gained the most: 38 -> 46 GB/s on 2 cores). */
     const int64_t ahead = R * a->ldw * (int64_t)esz;
-    int64_t K = a->K;
-    for (int64_t k = 0; k < K; k += 16) {
-        __mmask16 m = mask_upto(K - k);
-        __m512 wv[4];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            wv[r] = load_w16(wr[r], wtype, k, m);
-            _mm_prefetch(wr[r] + ahead + k * (int64_t)esz, _MM_HINT_T1);
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < MB; i++) {
-            __m512 xv = _mm512_maskz_loadu_ps(m, xr[i] + k);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) acc[i * R + r] = _mm512_fmadd_ps(xv, wv[r], acc[i * R + r]);
-        }
-    }
+    int64_t K = a->K, k = 0;
+    /* whole vectors, then one masked step (the mask would cost every step) */
+    for (; k + 16 <= K; k += 16) gemv_step(acc, wr, xr, R, MB, wtype, k, 0xffff, ahead);
+    if (k < K) gemv_step(acc, wr, xr, R, MB, wtype, k, mask_upto(K - k), ahead);
     float sum[16];
 #pragma GCC unroll 16
     for (int t = 0; t < R * MB; t++) sum[t] = _mm512_reduce_add_ps(acc[t]);
     store_sums(a, m0, n, R, MB, sum);
+}
+
+/* acc[(i * R + r) * 2 + {0, 1}] += the even / odd products of x row i and
+ * w row r over k .. k+32 (weights in m). */
+static ALWAYS_INLINE void gemv_step_bf16(__m512 *acc, const uint16_t *const *wr,
+                                         const float *const *xr, int R, int MB, int64_t k,
+                                         __mmask32 m, int64_t ahead)
+{
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 we[4], wo[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        __m512i v = _mm512_maskz_loadu_epi16(m, wr[r] + k);
+        _mm_prefetch((const char *)(wr[r] + k) + ahead, _MM_HINT_T1);
+        we[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+        wo[r] = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; i++) {
+        __m512 xe = _mm512_loadu_ps(xr[i] + k), xo = _mm512_loadu_ps(xr[i] + k + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            acc[(i * R + r) * 2] = _mm512_fmadd_ps(xe, we[r], acc[(i * R + r) * 2]);
+            acc[(i * R + r) * 2 + 1] = _mm512_fmadd_ps(xo, wo[r], acc[(i * R + r) * 2 + 1]);
+        }
+    }
 }
 
 /* bf16 weights: a 64-byte load holds 32 weights; the even ones become f32
@@ -340,31 +374,12 @@ static ALWAYS_INLINE void gemv_block_bf16(const frt_gemm_args *a, const float *x
     for (int r = 0; r < R; r++) wr[r] = (const uint16_t *)a->w + (n + r) * a->ldw;
     const float *xr[4];
     for (int i = 0; i < MB; i++) xr[i] = xs + (m0 + i) * kp;
-    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
-    __m512 acc[32];
+    __m512 acc[16];
     for (int i = 0; i < 2 * R * MB; i++) acc[i] = _mm512_setzero_ps();
     const int64_t ahead = R * a->ldw * 2; /* bytes to the next block, as in gemv_block */
-    int64_t K = a->K;
-    for (int64_t k = 0; k < K; k += 32) {
-        __mmask32 m = K - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (K - k)) - 1);
-        __m512 we[4], wo[4];
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            __m512i v = _mm512_maskz_loadu_epi16(m, wr[r] + k);
-            _mm_prefetch((const char *)(wr[r] + k) + ahead, _MM_HINT_T1);
-            we[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-            wo[r] = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < MB; i++) {
-            __m512 xe = _mm512_loadu_ps(xr[i] + k), xo = _mm512_loadu_ps(xr[i] + k + 16);
-#pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                acc[(i * R + r) * 2] = _mm512_fmadd_ps(xe, we[r], acc[(i * R + r) * 2]);
-                acc[(i * R + r) * 2 + 1] = _mm512_fmadd_ps(xo, wo[r], acc[(i * R + r) * 2 + 1]);
-            }
-        }
-    }
+    int64_t K = a->K, k = 0;
+    for (; k + 32 <= K; k += 32) gemv_step_bf16(acc, wr, xr, R, MB, k, 0xffffffffu, ahead);
+    if (k < K) gemv_step_bf16(acc, wr, xr, R, MB, k, (__mmask32)((1u << (K - k)) - 1), ahead);
     float sum[16];
 #pragma GCC unroll 8
     for (int t = 0; t < R * MB; t++)
@@ -372,24 +387,27 @@ static ALWAYS_INLINE void gemv_block_bf16(const frt_gemm_args *a, const float *x
     store_sums(a, m0, n, R, MB, sum);
 }
 
-/* R weight rows against every row of x, G x rows at a time (bf16: two, as
- * its even/odd split doubles the accumulators). */
+/* R weight rows against every row of x, four x rows at a time (two for
+ * bf16, whose even/odd split doubles the accumulators). */
 static ALWAYS_INLINE void gemv_all_m(const frt_gemm_args *a, int64_t n, int R, frt_dtype wtype,
                                      const float *xs, int64_t kp)
 {
-    const int G = wtype == FRT_BF16 ? 2 : 4;
-    for (int64_t m0 = 0; m0 < a->M; m0 += G) {
-        int mb = a->M - m0 < G ? (int)(a->M - m0) : G;
-#define BLOCK(MB)                                                                                  \
-    (wtype == FRT_BF16 ? gemv_block_bf16(a, xs, kp, m0, n, R, MB)                                  \
-                       : gemv_block(a, m0, n, R, MB, wtype))
-        switch (mb) {
-        case 4: BLOCK(4); break;
-        case 3: BLOCK(3); break;
-        case 2: BLOCK(2); break;
-        default: BLOCK(1); break;
+    if (wtype == FRT_BF16) {
+        for (int64_t m0 = 0; m0 < a->M; m0 += 2) {
+            if (a->M - m0 >= 2)
+                gemv_block_bf16(a, xs, kp, m0, n, R, 2);
+            else
+                gemv_block_bf16(a, xs, kp, m0, n, R, 1);
         }
-#undef BLOCK
+        return;
+    }
+    for (int64_t m0 = 0; m0 < a->M; m0 += 4) {
+        switch (a->M - m0 < 4 ? a->M - m0 : 4) {
+        case 4: gemv_block(a, m0, n, R, 4, wtype); break;
+        case 3: gemv_block(a, m0, n, R, 3, wtype); break;
+        case 2: gemv_block(a, m0, n, R, 2, wtype); break;
+        default: gemv_block(a, m0, n, R, 1, wtype); break;
+        }
     }
 }
 

@@ -59,6 +59,7 @@ frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *
     FRT_TRY(fs_conv_same(m->be, x, pcm, len, &cd->in_conv, 1));
     for (int b = 0; b < cfg->n_strides; b++) {
         const fs_codec_block *bl = &cd->blocks[b];
+        FRT_TRY(fs_poll_cancel(m));
         for (int r = 0; r < cfg->n_dilations; r++)
             FRT_TRY(res_unit(m, &bl->res[r], x, len, cfg->dilations[r], a, y));
         FRT_TRY(fs_act(m->be, a, x, (size_t)(bl->resample.cin * len), FRT_ACT_SILU));
@@ -112,6 +113,7 @@ frt_status fs_codec_decode(frt_fs_model *m, const float *z, int64_t t, float *pc
     FRT_TRY(fs_conv_same(m->be, x, z, len, &cd->in_conv, 1));
     for (int b = 0; b < cfg->n_strides; b++) {
         const fs_codec_block *bl = &cd->blocks[b];
+        FRT_TRY(fs_poll_cancel(m));
         FRT_TRY(fs_act(m->be, a, x, (size_t)(bl->resample.cin * len), FRT_ACT_SILU));
         FRT_TRY(conv_transpose(m, &bl->resample, bl->stride, a, len, y, col, x));
         len *= bl->stride;

@@ -33,6 +33,7 @@ static frt_status encoder_layer(frt_fs_model *m, const fs_enc_layer *l, float *x
     fs_arena *ar = &m->arena;
     const fs_config *cfg = &m->cfg;
     int64_t hd = cfg->hidden;
+    FRT_TRY(fs_poll_cancel(m));
     size_t mark = ar->used;
     float *a = fs_take(ar, (size_t)(len * hd)), *ss = fs_take(ar, (size_t)(4 * hd));
     if (!a || !ss) return FRT_ERR_INTERNAL;

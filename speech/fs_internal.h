@@ -148,6 +148,8 @@ struct frt_fs_model {
     char *wbuf; /* f32 copies of F16/BF16 weights and re-laid-out ones */
     size_t wcap, wused;
     pthread_mutex_t lock;
+    bool (*cancel)(void *user); /* of the call in progress, under lock */
+    void *cancel_user;
 };
 
 struct frt_fs_prompt {
@@ -156,6 +158,9 @@ struct frt_fs_prompt {
 };
 
 /* ---- helpers shared by the module files (fs_ops.c) ------------------------- */
+
+/* FRT_ERR_CANCELLED (recorded) when the call's cancel callback says so. */
+frt_status fs_poll_cancel(const frt_fs_model *m);
 
 frt_tensor fs_t2(float *p, int64_t a, int64_t b);
 frt_status fs_linear(frt_backend *be, float *y, const float *x, int64_t rows, const fs_lin *l);

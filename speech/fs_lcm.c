@@ -72,6 +72,7 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
     const float inv_sqrt2 = (float)(1.0 / sqrt(2.0));
     for (int i = 0; i < wn->layers; i++) {
         const fs_wn_layer *l = &wn->l[i];
+        FRT_TRY(fs_poll_cancel(m));
         FRT_TRY(fs_linear(m->be, tl, temb, 1, &l->time));
         for (int64_t c = 0; c < ch; c++)
             for (int64_t j = 0; j < t; j++) u[c * t + j] = h[c * t + j] + tl[c];

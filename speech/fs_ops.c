@@ -18,6 +18,13 @@ float *fs_take(fs_arena *a, size_t n)
     return p;
 }
 
+frt_status fs_poll_cancel(const frt_fs_model *m)
+{
+    if (m->cancel && m->cancel(m->cancel_user))
+        return frt_error(FRT_ERR_CANCELLED, "flashspeech: synthesis cancelled");
+    return FRT_OK;
+}
+
 frt_tensor fs_t2(float *p, int64_t a, int64_t b)
 {
     int64_t s[2] = {a, b};

@@ -20,6 +20,7 @@ frt_status fs_prosody_predict(frt_fs_model *m, const fs_prosody *p, const float 
     if (!cur || !xt || !y || !a) return FRT_ERR_INTERNAL;
     for (int i = 0; i < p->layers; i++) {
         const fs_pros_layer *l = &p->l[i];
+        FRT_TRY(fs_poll_cancel(m));
         const float *in = i == 0 ? x : cur;
         fs_transpose(xt, in, len, l->conv.cin);
         FRT_TRY(fs_conv_same(m->be, y, xt, len, &l->conv, 1));

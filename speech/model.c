@@ -845,6 +845,7 @@ frt_status frt_fs_synthesize(frt_fs_model *m, const int32_t *ids, size_t n,
                          prompt->hidden, m->cfg.n_queries, m->cfg.hidden);
     pthread_mutex_lock(&m->lock);
     m->arena.used = 0;
+    m->cancel = o.cancel, m->cancel_user = o.cancel_user;
     frt_status s = FRT_ERR_INTERNAL;
     const float *spk = prompt ? prompt->spk : NULL;
     float *zero = NULL;
@@ -856,6 +857,7 @@ frt_status frt_fs_synthesize(frt_fs_model *m, const int32_t *ids, size_t n,
     }
     s = synth_locked(m, ids, (int64_t)n, spk, &o, pcm, n_samples);
 done:
+    m->cancel = NULL, m->cancel_user = NULL;
     pthread_mutex_unlock(&m->lock);
     return s;
 }

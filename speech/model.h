@@ -78,6 +78,11 @@ typedef struct frt_fs_synth_opts {
      * same streams in the same order, each from the same running generator. */
     const float *noise;
     size_t noise_len;
+    /* Polled on the calling thread between modules and between layers
+     * (a few ms apart on the full model); returning true stops the call
+     * with FRT_ERR_CANCELLED. NULL: never cancelled. */
+    bool (*cancel)(void *user);
+    void *cancel_user;
 } frt_fs_synth_opts;
 
 void frt_fs_synth_opts_default(frt_fs_synth_opts *o);

@@ -728,3 +728,41 @@ Test(fs_checkpoint, bf16_weights)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- cancellation ------------------------------------------------------------ */
+
+static bool cancel_after(void *user)
+{
+    int *left = user;
+    return --*left < 0;
+}
+
+Test(fs_threads, cancel_callback_stops_the_call)
+{
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &m), FRT_OK);
+    int32_t ids[4] = {3, 20, 30, 3};
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.cancel = cancel_after;
+    int polls = 1 << 30;
+    o.cancel_user = &polls;
+    float *pcm = NULL;
+    size_t ns;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 4, NULL, &o, &pcm, &ns), FRT_OK);
+    int used = (1 << 30) - polls;
+    cr_assert(used > 10, "only %d polls", used);
+    frt_free(pcm);
+    /* cancel at every poll position in turn: each stops cleanly */
+    for (int k = 0; k < used; k += 7) {
+        polls = k;
+        pcm = NULL;
+        cr_assert_eq(frt_fs_synthesize(m, ids, 4, NULL, &o, &pcm, &ns), FRT_ERR_CANCELLED);
+        cr_assert_null(pcm);
+    }
+    /* the callback does not outlive its call */
+    o.cancel = NULL;
+    cr_assert_eq(frt_fs_synthesize(m, ids, 4, NULL, &o, &pcm, &ns), FRT_OK);
+    frt_free(pcm);
+    frt_fs_model_close(m);
+}

@@ -168,7 +168,7 @@ static ALWAYS_INLINE float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* R weight rows against MB (<= 4) x rows. */
+/* R (<= 4) weight rows against MB (<= 4) x rows. */
 static ALWAYS_INLINE void gemv_block(const frt_gemm_args *a, int64_t m0, int64_t n, int R, int MB,
                                      frt_dtype wtype)
 {
@@ -199,18 +199,15 @@ static ALWAYS_INLINE void gemv_block(const frt_gemm_args *a, int64_t m0, int64_t
     }
 }
 
+/* Four weight rows against two x rows at a time: 8 accumulators, 4 weight
+ * vectors and an x vector fit the 16 ymm registers (4 x rows spilled). */
 static ALWAYS_INLINE void gemv_rows(const frt_gemm_args *a, int64_t n0, int64_t n1, frt_dtype wtype)
 {
     int64_t n = n0;
     for (; n + 4 <= n1; n += 4) {
         int64_t m0 = 0;
-        for (; m0 + 4 <= a->M; m0 += 4) gemv_block(a, m0, n, 4, 4, wtype);
-        switch (a->M - m0) {
-        case 3: gemv_block(a, m0, n, 4, 3, wtype); break;
-        case 2: gemv_block(a, m0, n, 4, 2, wtype); break;
-        case 1: gemv_block(a, m0, n, 4, 1, wtype); break;
-        default: break;
-        }
+        for (; m0 + 2 <= a->M; m0 += 2) gemv_block(a, m0, n, 4, 2, wtype);
+        if (m0 < a->M) gemv_block(a, m0, n, 4, 1, wtype);
     }
     for (; n < n1; n++)
         for (int64_t m0 = 0; m0 < a->M; m0++) gemv_block(a, m0, n, 1, 1, wtype);

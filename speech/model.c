@@ -578,11 +578,12 @@ frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_f
     m->max_frames = lim.max_frames > 0 ? lim.max_frames : 1500;
     m->max_prompt_samples =
         lim.max_prompt_samples > 0 ? lim.max_prompt_samples : (size_t)10 * m->cfg.sample_rate;
-    m->max_prompt_frames = (int)((m->max_prompt_samples + m->cfg.hop - 1) / m->cfg.hop);
-    if (m->max_phonemes > 1 << 20 || m->max_frames > 1 << 20 || m->max_prompt_frames > 1 << 20) {
+    if (m->max_phonemes > 1 << 20 || m->max_frames > 1 << 20 ||
+        m->max_prompt_samples / (size_t)m->cfg.hop >= 1 << 20) {
         s = frt_error(FRT_ERR_LIMIT, "flashspeech: limits above 2^20 phonemes/frames");
         goto fail;
     }
+    m->max_prompt_frames = (int)((m->max_prompt_samples + m->cfg.hop - 1) / m->cfg.hop);
     size_t floats = arena_floats(m);
     m->arena.cap = floats * sizeof(float);
     m->arena.base = frt_alloc(m->arena.cap);

@@ -766,3 +766,41 @@ Test(fs_threads, cancel_callback_stops_the_call)
     frt_free(pcm);
     frt_fs_model_close(m);
 }
+
+/* ---- allocation failures: every one reported, nothing leaked (ASan) ---------- */
+
+Test(fs_limits, allocation_failures)
+{
+    int opened = 0;
+    for (long k = 1; k < 200 && !opened; k++) {
+        frt_fs_model *m = NULL;
+        frt_alloc_fail_after(k);
+        frt_status s = frt_fs_model_open(TINY, NULL, &m);
+        frt_alloc_fail_after(0);
+        if (s == FRT_OK) {
+            opened = 1;
+            frt_fs_model_close(m);
+        } else {
+            cr_assert_eq(s, FRT_ERR_NOMEM, "k %ld: %s", k, frt_last_error());
+            cr_assert_null(m);
+        }
+    }
+    cr_assert(opened);
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &m), FRT_OK);
+    int32_t ids[3] = {3, 20, 3};
+    float *pcm = NULL, x[400] = {0};
+    size_t ns;
+    frt_fs_prompt *p = NULL;
+    frt_alloc_fail_after(1);
+    cr_assert_eq(frt_fs_synthesize(m, ids, 3, NULL, NULL, &pcm, &ns), FRT_ERR_NOMEM);
+    frt_alloc_fail_after(1);
+    cr_assert_eq(frt_fs_encode_prompt(m, x, 400, &p), FRT_ERR_NOMEM);
+    frt_alloc_fail_after(0);
+    cr_assert_null(pcm);
+    cr_assert_null(p);
+    frt_fs_limits huge = {.max_prompt_samples = (size_t)-1};
+    frt_fs_model *m2 = NULL;
+    cr_assert_eq(frt_fs_model_open(TINY, &huge, &m2), FRT_ERR_LIMIT);
+    frt_fs_model_close(m);
+}

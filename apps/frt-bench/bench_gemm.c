@@ -54,7 +54,7 @@ static void usage(FILE *f)
                "  frt_cpu_gemm with f32 and bf16 weights (--f16: f16 too) and OpenBLAS sgemm\n"
                "  on MxNxK = 256x1024x1024, 681x4096x4096, 1x4096x4096, 1x11008x4096.\n"
                "  --reps N        timed runs per case after one warm-up (default: as many\n"
-               "                  as fit in about half a second, 3 to 20)\n"
+               "                  as fit in about 1.5 s, 5 to 30)\n"
                "  --shapes SUBSTR only shapes whose 'MxNxK' contains SUBSTR\n"
                "  Threads: FRT_THREADS (OpenBLAS is given the same number).\n");
 }
@@ -144,14 +144,15 @@ static double run_once(gemm_case *c, frt_pool *pool)
     return bench_now() - t0;
 }
 
-/* Warm-up, then the best of `reps` (0: about half a second's worth). */
+/* Warm-up, then the best of `reps` (0: about 1.5 s worth, 5 to 30: more
+ * runs give a shared machine more chances of a quiet one). */
 static double time_best(gemm_case *c, frt_pool *pool, int reps)
 {
     double best = run_once(c, pool);
     if (best < 0) return -1;
     if (reps <= 0) {
-        reps = best > 0 ? (int)(0.5 / best) : 20;
-        reps = reps < 3 ? 3 : reps > 20 ? 20 : reps;
+        reps = best > 0 ? (int)(1.5 / best) : 30;
+        reps = reps < 5 ? 5 : reps > 30 ? 30 : reps;
     }
     for (int i = 0; i < reps; i++) {
         double t = run_once(c, pool);

@@ -1,6 +1,6 @@
 /* FlashSpeech: the SoundStream/DAC-style codec encoder (reference audio ->
- * prompt latents) and decoder (latents -> 16 kHz waveform). model.py:
- * res_unit, codec_encode, codec_decode. */
+ * prompt latents, optionally residual-VQ'd) and decoder (latents -> 16 kHz
+ * waveform). model.py: res_unit, codec_encode, quantize, codec_decode. */
 #include <math.h>
 #include <string.h>
 
@@ -43,8 +43,44 @@ static int64_t codec_peak(const fs_config *cfg, bool decoder, int64_t len)
 size_t fs_codec_scratch(const fs_config *cfg, int64_t enc_samples, int64_t dec_frames)
 {
     int64_t e = codec_peak(cfg, false, enc_samples), d = codec_peak(cfg, true, dec_frames);
-    /* encoder: 3 buffers of its peak, decoder 4 */
-    return (size_t)(e * 3 > d * 4 ? e * 3 : d * 4);
+    /* encoder: 3 buffers of its peak and the quantizer's; decoder 4 */
+    int64_t frames = enc_samples / cfg->hop;
+    e = 3 * e + frames * (2 * cfg->latent_dim + cfg->codebook_size);
+    return (size_t)(e > d * 4 ? e : d * 4);
+}
+
+/* Residual VQ over x [t, D] in place: x becomes the sum of the chosen
+ * codewords. Codeword k minimises ||C_k||^2 - 2 r.C_k (lowest k on ties). */
+static frt_status quantize(frt_fs_model *m, float *x, int64_t t)
+{
+    const fs_config *cfg = &m->cfg;
+    const fs_codec *cd = &m->w.enc;
+    int64_t dd = cfg->latent_dim, k = cfg->codebook_size;
+    fs_arena *ar = &m->arena;
+    size_t mark = ar->used;
+    float *r = fs_take(ar, (size_t)(t * dd)), *sc = fs_take(ar, (size_t)(t * k));
+    if (!r || !sc) return FRT_ERR_INTERNAL;
+    memcpy(r, x, (size_t)(t * dd) * sizeof(float));
+    memset(x, 0, (size_t)(t * dd) * sizeof(float));
+    for (int i = 0; i < cfg->n_quantizers; i++) {
+        frt_tensor ts = fs_t2(sc, t, k), tr = fs_t2(r, t, dd);
+        FRT_TRY(frt_linear(m->be, &ts, &tr, &cd->codebooks[i], NULL));
+        const float *norms = cd->cb_norms + i * k, *cb = cd->codebooks[i].data;
+        for (int64_t j = 0; j < t; j++) {
+            int64_t best = 0;
+            float bd = norms[0] - 2.0f * sc[j * k];
+            for (int64_t c = 1; c < k; c++) {
+                float dist = norms[c] - 2.0f * sc[j * k + c];
+                if (dist < bd) bd = dist, best = c;
+            }
+            for (int64_t d = 0; d < dd; d++) {
+                x[j * dd + d] += cb[best * dd + d];
+                r[j * dd + d] -= cb[best * dd + d];
+            }
+        }
+    }
+    ar->used = mark;
+    return FRT_OK;
 }
 
 frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *lat)
@@ -68,9 +104,10 @@ frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *
     }
     FRT_TRY(fs_act(m->be, a, x, (size_t)(cd->out_conv.cin * len), FRT_ACT_SILU));
     FRT_TRY(fs_conv_same(m->be, y, a, len, &cd->out_conv, 1));
+    fs_transpose(lat, y, cfg->latent_dim, len);
+    if (cfg->n_quantizers > 0) FRT_TRY(quantize(m, lat, len));
     float inv = 1.0f / cfg->latent_norm;
-    for (int64_t d = 0; d < cfg->latent_dim; d++)
-        for (int64_t t = 0; t < len; t++) lat[t * cfg->latent_dim + d] = y[d * len + t] * inv;
+    for (int64_t j = 0; j < len * cfg->latent_dim; j++) lat[j] *= inv;
     ar->used = mark;
     return FRT_OK;
 }

@@ -41,6 +41,7 @@ typedef struct fs_config {
     int n_strides, strides[FS_MAX_STRIDES], hop;
     int codec_enc_channels, codec_dec_channels, codec_kernel;
     int n_dilations, dilations[FS_MAX_DILATIONS];
+    int n_quantizers, codebook_size; /* 0 quantizers: the dense feature */
     float sigma_data, sigma_min, sigma_max, sigma_inter;
 } fs_config;
 
@@ -108,6 +109,8 @@ typedef struct fs_codec_block {
 typedef struct fs_codec {
     fs_conv in_conv, out_conv;
     fs_codec_block blocks[FS_MAX_STRIDES];
+    frt_tensor *codebooks; /* encoder only: [n_quantizers] of [K, D] */
+    float *cb_norms;       /* [n_quantizers, K]: ||C_k||^2, in wbuf */
 } fs_codec;
 
 typedef struct fs_weights {
@@ -216,7 +219,8 @@ frt_status fs_refine(frt_fs_model *m, const fs_wavenet *wn, const float *init, c
 /* Floats of arena the codec needs for enc_samples of reference audio or
  * dec_frames of latents. */
 size_t fs_codec_scratch(const fs_config *cfg, int64_t enc_samples, int64_t dec_frames);
-/* pcm [n] (a multiple of hop) -> lat [n / hop, D], divided by latent_norm. */
+/* pcm [n] (a multiple of hop) -> lat [n / hop, D]: the encoder output,
+ * residual-VQ'd when codec_quantizers > 0, divided by latent_norm. */
 frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *lat);
 /* z [D, t] (already times latent_norm) -> pcm [t * hop] */
 frt_status fs_codec_decode(frt_fs_model *m, const float *z, int64_t t, float *pcm);

@@ -150,6 +150,9 @@ static frt_status parse_config(fs_config *cfg, const frt_config *c, const char *
         memcpy(v, def, sizeof(def));
         n = 3;
     }
+    FRT_TRY(get_int(c, "codec_quantizers", 0, 0, &cfg->n_quantizers));
+    FRT_TRY(need(cfg->n_quantizers <= 64, path, "codec_quantizers", "must be <= 64"));
+    FRT_TRY(get_int(c, "codec_codebook_size", 1024, 1, &cfg->codebook_size));
     cfg->n_dilations = n;
     for (int i = 0; i < n; i++) {
         FRT_TRY(need(v[i] >= 1 && v[i] <= 1024, path, "codec_dilations", "must lie in [1, 1024]"));
@@ -226,6 +229,8 @@ static size_t converted_bytes(const frt_fs_model *m)
     }
     frt_clear_error();
     const fs_config *c = &m->cfg;
+    total +=
+        ((size_t)c->n_quantizers * (size_t)c->codebook_size * sizeof(float) + 63) & ~(size_t)63;
     size_t ch = (size_t)c->codec_dec_channels;
     for (int b = 0; b < c->n_strides; b++, ch /= 2)
         total += (ch * (ch / 2) * 2 * (size_t)c->strides[b] * sizeof(float) + 63) & ~(size_t)63;
@@ -443,6 +448,24 @@ static frt_status load_codec(loader *ld)
         ch *= 2;
     }
     FRT_TRY(get_conv(ld, "codec.encoder.out_conv", cfg->latent_dim, ch, 3, &e->out_conv));
+    if (cfg->n_quantizers > 0) {
+        int64_t kc = cfg->codebook_size, shape[2] = {kc, cfg->latent_dim};
+        e->codebooks = zalloc((size_t)cfg->n_quantizers, sizeof(*e->codebooks));
+        e->cb_norms = take_weights(ld->m, (size_t)(cfg->n_quantizers * kc));
+        if (!e->codebooks || !e->cb_norms)
+            return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory");
+        for (int i = 0; i < cfg->n_quantizers; i++) {
+            snprintf(ld->name, sizeof(ld->name), "codec.quantizer.%d.codebook", i);
+            FRT_TRY(get(ld, 2, shape, &e->codebooks[i]));
+            const float *cb = e->codebooks[i].data;
+            for (int64_t j = 0; j < kc; j++) {
+                double s2 = 0;
+                for (int c = 0; c < cfg->latent_dim; c++)
+                    s2 += (double)cb[j * cfg->latent_dim + c] * cb[j * cfg->latent_dim + c];
+                e->cb_norms[i * kc + j] = (float)s2;
+            }
+        }
+    }
     ch = cfg->codec_dec_channels;
     FRT_TRY(get_conv(ld, "codec.decoder.in_conv", ch, cfg->latent_dim, k, &d->in_conv));
     for (int b = 0; b < cfg->n_strides; b++) {
@@ -534,6 +557,7 @@ static void free_model(frt_fs_model *m)
     free(w->dur_ref.l);
     free(w->pitch_ref.l);
     free(w->lcm.l);
+    free(w->enc.codebooks);
     frt_free(m->wbuf);
     for (int i = 0; i < m->cfg.n_phonemes; i++) free(m->cfg.phonemes[i]);
     free(m->cfg.phonemes);

@@ -531,9 +531,9 @@ static char *read_all(const char *path, size_t *n)
     return s;
 }
 
-/* A checkpoint dir with the tiny weights and config.json where `from` is
- * replaced by `to` (both literal text of the file). */
-static frt_status open_edited(const char *from, const char *to)
+/* A checkpoint dir (tu_rmtree and free it) with the tiny weights and a
+ * config.json where `from` is replaced by `to` (literal text of the file). */
+static char *edited_dir(const char *from, const char *to)
 {
     size_t n;
     char *cfg = read_all(TINY "/config.json", &n);
@@ -551,14 +551,47 @@ static frt_status open_edited(const char *from, const char *to)
     snprintf(link, sizeof(link), "%s/model.safetensors", dir);
     cr_assert_eq(
         symlink(FRT_SOURCE_DIR "/tests/data/speech/flashspeech-tiny/model.safetensors", link), 0);
+    free(cfg);
+    free(out);
+    return dir;
+}
+
+static frt_status open_edited(const char *from, const char *to)
+{
+    char *dir = edited_dir(from, to);
     frt_fs_model *m = NULL;
     frt_status s = frt_fs_model_open(dir, NULL, &m);
     if (s == FRT_OK) frt_fs_model_close(m);
     tu_rmtree(dir);
     free(dir);
-    free(cfg);
-    free(out);
     return s;
+}
+
+/* The paper's dense prompt latent: the same checkpoint without quantizers. */
+Test(fs_checkpoint, codec_encoder_dense)
+{
+    char *dir = edited_dir("\"codec_quantizers\": 2", "\"codec_quantizers\": 0");
+    frt_fs_model *m;
+    cr_assert_eq(frt_fs_model_open(dir, NULL, &m), FRT_OK, "%s", frt_last_error());
+    frt_st *g;
+    cr_assert_eq(frt_st_open(GOLDENS, &g), FRT_OK);
+    frt_tensor pcm, ref;
+    cr_assert_eq(frt_st_get(g, "codec_encoder.pcm", &pcm), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "codec_encoder.dense", &ref), FRT_OK);
+    int64_t n = pcm.shape[0], hop = frt_fs_model_hop(m), frames = (n + hop - 1) / hop;
+    float *x = calloc((size_t)(frames * hop), sizeof(float)),
+          *lat = buf((size_t)frt_tensor_numel(&ref));
+    memcpy(x, pcm.data, (size_t)n * sizeof(float));
+    cr_assert_eq(fs_codec_encode(m, x, frames * hop, lat), FRT_OK, "%s", frt_last_error());
+    double e = rel_err(lat, ref.data, frt_tensor_numel(&ref));
+    cr_log_info("codec encoder, dense: rel err %.3g", e);
+    cr_assert(e <= TOL, "rel err %g", e);
+    free(x);
+    frt_free(lat);
+    frt_st_close(g);
+    frt_fs_model_close(m);
+    tu_rmtree(dir);
+    free(dir);
 }
 
 Test(fs_checkpoint, unchanged_copy_opens)
@@ -571,12 +604,17 @@ Test(fs_checkpoint, missing_tensor)
 {
     cr_assert_eq(open_edited("\"encoder_layers\": 2", "\"encoder_layers\": 3"), FRT_ERR_NOT_FOUND);
     cr_assert(strstr(frt_last_error(), "phoneme_encoder.layers.2"), "%s", frt_last_error());
+    cr_assert_eq(open_edited("\"codec_quantizers\": 2", "\"codec_quantizers\": 3"),
+                 FRT_ERR_NOT_FOUND);
+    cr_assert(strstr(frt_last_error(), "codec.quantizer.2.codebook"), "%s", frt_last_error());
 }
 
 Test(fs_checkpoint, wrong_shape)
 {
     cr_assert_eq(open_edited("\"ffn_filter\": 48", "\"ffn_filter\": 40"), FRT_ERR_FORMAT);
     cr_assert(strstr(frt_last_error(), "ffn.conv1.weight"), "%s", frt_last_error());
+    cr_assert_eq(open_edited("\"codec_codebook_size\": 16", "\"codec_codebook_size\": 8"),
+                 FRT_ERR_FORMAT);
     cr_assert_eq(open_edited("\"codec_strides\": [\n    8,", "\"codec_strides\": [\n    4,"),
                  FRT_ERR_FORMAT);
 }

@@ -74,6 +74,8 @@ TINY = {
     "codec_decoder_channels": 32,
     "codec_kernel": 7,
     "codec_dilations": [1, 3, 9],
+    "codec_quantizers": 2,
+    "codec_codebook_size": 16,
     "sigma_data": 0.5,
     "sigma_min": 0.002,
     "sigma_max": 80.0,
@@ -168,6 +170,8 @@ def shapes(cfg):
         cnv(q + ".down", 2 * ch, ch, 2 * s)
         ch *= 2
     cnv("codec.encoder.out_conv", c.latent_dim, ch, 3)
+    for i in range(c.codec_quantizers):
+        out["codec.quantizer.%d.codebook" % i] = [c.codec_codebook_size, c.latent_dim]
     ch = c.codec_decoder_channels
     cnv("codec.decoder.in_conv", ch, c.latent_dim, ck)
     for b, s in enumerate(c.codec_strides):
@@ -196,6 +200,8 @@ def init_tensor(name, shape):
     leaf = name.rsplit(".", 1)[-1]
     if name.endswith("embed.weight") or name.endswith("queries"):
         return x
+    if name.endswith(".codebook"):
+        return x * 0.1
     if leaf == "bias":
         x = x * 0.05
         if name.endswith(".scale.bias"):
@@ -263,6 +269,9 @@ def make_goldens(w32, d):
     n_pcm = 7 * cfg.hop + 130
     put("codec_encoder.pcm", 0.5 * torch.sin(torch.arange(n_pcm) * 0.07) + rnd("pcm", [n_pcm], 0.1))
     put("codec_encoder.out", fs.encode_prompt(W, cfg, f64("codec_encoder.pcm")))
+    put("codec_encoder.dense", fs.encode_prompt(W, cfg, f64("codec_encoder.pcm"), dense=True))
+    gap = fs.quantizer_margin(W, cfg, f64("codec_encoder.dense").t() * cfg.latent_norm)
+    assert gap > 1e-4, "a codeword choice is too close to call: %g" % gap
     # prompt encoder on 9 frames of latents
     put("prompt_encoder.latents", rnd("lat", [9, D]))
     put("prompt_encoder.out", fs.prompt_encoder(W, cfg, f64("prompt_encoder.latents")))

@@ -50,6 +50,8 @@ DEFAULTS = {
     "codec_decoder_channels": 512,
     "codec_kernel": 7,
     "codec_dilations": [1, 3, 9],
+    "codec_quantizers": 0,
+    "codec_codebook_size": 1024,
     "sigma_data": 0.5,
     "sigma_min": 0.002,
     "sigma_max": 80.0,
@@ -352,14 +354,49 @@ def codec_decode(W, cfg, z):
     return torch.tanh(conv_same(W, p + ".out_conv", F.silu(x)))[0]
 
 
-def encode_prompt(W, cfg, pcm):
+def quantize(W, cfg, x):
+    """Residual VQ (the released code's prompt latent; codec_quantizers 0,
+    the paper's dense feature, skips it): x [D, T] -> sum of the chosen
+    codewords. Per quantizer i, codeword k = argmin ||r - C_k||^2 computed as
+    ||C_k||^2 - 2 r.C_k (lowest k on ties), r -= C_k."""
+    r = x.t()
+    q = torch.zeros_like(r)
+    for i in range(cfg.codec_quantizers):
+        cb = W["codec.quantizer.%d.codebook" % i]
+        dist = (cb * cb).sum(1)[None, :] - 2.0 * (r @ cb.t())
+        c = cb[torch.argmin(dist, dim=1)]
+        q = q + c
+        r = r - c
+    return q.t()
+
+
+def quantizer_margin(W, cfg, x):
+    """Smallest gap between the best and second-best distance over all
+    choices, relative to the distance scale (for the goldens)."""
+    r = x.t()
+    gap = float("inf")
+    for i in range(cfg.codec_quantizers):
+        cb = W["codec.quantizer.%d.codebook" % i]
+        dist = (cb * cb).sum(1)[None, :] - 2.0 * (r @ cb.t())
+        two = torch.topk(dist, 2, dim=1, largest=False).values
+        scale = (r * r).sum(1) + (cb * cb).sum(1).max()
+        gap = min(gap, float(((two[:, 1] - two[:, 0]) / scale).min()))
+        r = r - cb[torch.argmin(dist, dim=1)]
+    return gap
+
+
+def encode_prompt(W, cfg, pcm, dense=False):
     """Reference audio -> prompt latents [Tp, D] (/ latent_norm), zero-padded
-    on the right to a multiple of hop."""
+    on the right to a multiple of hop; quantized when codec_quantizers > 0
+    (dense=True: the pre-quantizer feature regardless)."""
     n = pcm.shape[0]
     pad = (-n) % cfg.hop
     if pad:
         pcm = torch.cat([pcm, torch.zeros(pad, dtype=pcm.dtype)])
-    return (codec_encode(W, cfg, pcm) / cfg.latent_norm).t()
+    x = codec_encode(W, cfg, pcm)
+    if not dense:
+        x = quantize(W, cfg, x)
+    return (x / cfg.latent_norm).t()
 
 
 # ---- the whole pipeline -------------------------------------------------------------------------

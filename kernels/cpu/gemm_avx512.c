@@ -90,8 +90,13 @@ static ALWAYS_INLINE void pack_w_body(const void *w, frt_dtype wtype, int64_t ld
                     }
                 }
                 transpose16(v);
-                int64_t nu = units - u < 16 ? units - u : 16;
-                for (int64_t t = 0; t < nu; t++) _mm512_storeu_ps(out + (u + t) * NR + g, v[t]);
+                /* a constant trip count keeps v in registers; the tail may
+                 * index it by a variable */
+                if (units - u >= 16)
+                    for (int t = 0; t < 16; t++) _mm512_storeu_ps(out + (u + t) * NR + g, v[t]);
+                else
+                    for (int64_t t = 0; t < units - u; t++)
+                        _mm512_storeu_ps(out + (u + t) * NR + g, v[t]);
             }
         }
         out += units * NR;

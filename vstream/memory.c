@@ -7,8 +7,16 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cpu.h"
 #include "error.h"
+#include "memory_simd.h"
 #include "weights.h"
+
+typedef struct {
+    double (*sqdist)(const float *a, const float *b, long n);
+    void (*sqdist_multi)(const float *x, const float *const *c, int nc, long n, double *out);
+    void (*wmean)(const float *const *x, const double *w, int cnt, double ws, long n, float *dst);
+} star_kern;
 
 typedef struct {
     frt_star_snapshot snap;
@@ -36,24 +44,35 @@ struct frt_star {
     /* compat: the first n_tem long-term frames */
     float *early;
     int early_count;
-    /* temporal */
+    /* temporal; cent, pts and cen are [n_tem + 1, pd] each and trade places */
     float *cent;     /* [n_tem, pd] state */
     double *weights; /* [n_tem] */
     int n_clusters;
-    float *pts;        /* [n_tem + 1, pd] points of one clustering */
-    double *ptw;       /* [n_tem + 1] their weights */
-    float *cen, *newc; /* [n_tem, pd] */
-    double *wsum;      /* [n_tem] */
-    double *dist;      /* [n_tem + 1, n_tem] */
-    int *labels, *perm;
-    unsigned char *used;
+    float *pts;   /* [n_tem + 1, pd] points of one clustering */
+    double *ptw;  /* [n_tem + 1] their weights */
+    float *cen;   /* [n_tem, pd] centroids while clustering */
+    float *newc;  /* [pd] one new centroid */
+    double *wsum; /* [n_tem] */
+    double *dist; /* [n_tem + 1, n_tem] */
+    /* [n_tem + 1]^2: distances between the points of this clustering and of
+     * the previous one */
+    double *pair, *pair_prev;
+    int *origin; /* [n_tem]: the previous clustering's point that centroid j
+                    equals bit for bit, or -1 */
+    int *labels, *prev_labels, *perm, *src_pt;
+    unsigned char *used, *col_ok, *is_mean;
+    const float **mptr; /* [n_tem + 1] members of one cluster, and their weights */
+    double *mw;
     int n_labels, iters_run;
+    const star_kern *kern; /* picked at each push */
     /* abstract */
     float *abs_mem;   /* [n_abs * at, dim] */
     int abs_filled;   /* tokens */
     float *e;         /* [at, dim]; compat: [n_abs * at, dim], the pending chunk */
     int chunk_frames; /* compat: frames in the pending chunk */
     double *q, *k, *s, *acc;
+    bool q_ok;  /* q holds q(abs_mem) */
+    int k_rows; /* k holds k of the first k_rows tokens of e */
     /* scratch */
     float *pooled; /* [p_tem^2, dim] */
     /* retrieval result */
@@ -192,10 +211,10 @@ static void pool(const float *in, int p_in, int p_out, int dim, double *acc, flo
         }
 }
 
-static double sqdist(const float *a, const float *b, int n)
+static double sqdist(const float *a, const float *b, long n)
 {
     double s[4] = {0, 0, 0, 0};
-    int i = 0;
+    long i = 0;
     for (; i + 4 <= n; i += 4)
         for (int j = 0; j < 4; j++) {
             double d = (double)a[i + j] - b[i + j];
@@ -208,11 +227,60 @@ static double sqdist(const float *a, const float *b, int n)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+static void sqdist_multi(const float *x, const float *const *c, int nc, long n, double *out)
+{
+    for (int j = 0; j < nc; j++) out[j] = sqdist(x, c[j], n);
+}
+
+static void wmean(const float *const *x, const double *w, int cnt, double ws, long n, float *dst)
+{
+    for (long i = 0; i < n; i++) {
+        double acc = 0;
+        for (int k = 0; k < cnt; k++) acc += w[k] * x[k][i];
+        dst[i] = (float)(acc / ws);
+    }
+}
+
+static const star_kern *pick_kernels(void)
+{
+    static const star_kern k512 = {frt_star_sqdist_avx512, frt_star_sqdist_multi_avx512,
+                                   frt_star_wmean_avx512},
+                           k2 = {frt_star_sqdist_avx2, frt_star_sqdist_multi_avx2,
+                                 frt_star_wmean_avx2},
+                           k1 = {sqdist, sqdist_multi, wmean};
+    const frt_cpu_info *cpu = frt_cpu();
+    return cpu->avx512 ? &k512 : cpu->avx2 ? &k2 : &k1;
+}
+
 /* Weighted k-means of m->pts (n = n_tem + 1 points, weights m->ptw) back to
- * k = n_tem clusters; result in m->cent, m->weights, m->labels. */
+ * k = n_tem clusters; result in m->cent, m->weights, m->labels.
+ *
+ * The distances dominate, and most are known already: the first assignment
+ * compares points with points (the initial centroids are points), and most
+ * old centroids are bit for bit points of the previous clustering (a
+ * cluster of one point is that point), whose pairwise distances that
+ * clustering computed (m->origin, m->pair_prev). Later assignments only
+ * recompute the distances to centroids that moved, and a cluster whose
+ * members did not change keeps its centroid without recomputing the mean:
+ * every skipped value would have come out bit for bit the same. */
 static void kmeans(frt_star *m)
 {
-    const int k = m->c.n_tem, n = k + 1, pd = m->pd;
+    const star_kern *kn = m->kern;
+    const int k = m->c.n_tem, n = k + 1;
+    const long pd = m->pd;
+    double *pair = m->pair, *dist = m->dist;
+    for (int i = 0; i < n; i++) {
+        pair[(size_t)i * n + i] = 0;
+        const int oi = i < k ? m->origin[i] : -1;
+        for (int l = i + 1; l < n; l++) {
+            const int ol = l < k ? m->origin[l] : -1;
+            double d = oi >= 0 && ol >= 0
+                           ? m->pair_prev[(size_t)oi * n + ol]
+                           : kn->sqdist(m->pts + (size_t)i * pd, m->pts + (size_t)l * pd, pd);
+            pair[(size_t)i * n + l] = pair[(size_t)l * n + i] = d;
+        }
+    }
+
     for (int i = 0; i < n; i++) m->perm[i] = i;
     for (int i = 0; i < k; i++) {
         int j = i + (int)(next_rand(&m->rng) % (uint64_t)(n - i));
@@ -220,100 +288,151 @@ static void kmeans(frt_star *m)
         m->perm[i] = m->perm[j];
         m->perm[j] = t;
     }
-    for (int j = 0; j < k; j++)
+    for (int j = 0; j < k; j++) {
         memcpy(m->cen + (size_t)j * pd, m->pts + (size_t)m->perm[j] * pd,
                (size_t)pd * sizeof(float));
+        m->src_pt[j] = m->perm[j];
+        m->is_mean[j] = 0;
+        for (int i = 0; i < n; i++) dist[(size_t)i * k + j] = pair[(size_t)i * n + m->perm[j]];
+        m->col_ok[j] = 1;
+    }
 
-    double *acc = m->acc;
     m->iters_run = 0;
     for (int it = 0; it < m->c.kmeans_iters; it++) {
         m->iters_run = it + 1;
+        for (int j = 0; j < k; j++) {
+            if (m->col_ok[j]) continue;
+            for (int i = 0; i < n; i++)
+                dist[(size_t)i * k + j] =
+                    kn->sqdist(m->pts + (size_t)i * pd, m->cen + (size_t)j * pd, pd);
+            m->col_ok[j] = 1;
+        }
         for (int i = 0; i < n; i++) {
             int best = 0;
-            for (int j = 0; j < k; j++) {
-                double d = sqdist(m->pts + (size_t)i * pd, m->cen + (size_t)j * pd, pd);
-                m->dist[(size_t)i * k + j] = d;
-                if (d < m->dist[(size_t)i * k + best]) best = j;
-            }
+            for (int j = 1; j < k; j++)
+                if (dist[(size_t)i * k + j] < dist[(size_t)i * k + best]) best = j;
             m->labels[i] = best;
         }
+        memset(m->used, 0, (size_t)n);
+        double diff = 0;
         for (int j = 0; j < k; j++) {
             double ws = 0;
-            for (int i = 0; i < n; i++)
-                if (m->labels[i] == j) ws += m->ptw[i];
-            m->wsum[j] = ws;
-            if (!(ws > 0)) continue;
-            for (int d = 0; d < pd; d++) acc[d] = 0;
+            int cnt = 0;
+            bool same = m->is_mean[j];
             for (int i = 0; i < n; i++) {
+                same &= (m->labels[i] == j) == (m->prev_labels[i] == j);
                 if (m->labels[i] != j) continue;
-                const float *x = m->pts + (size_t)i * pd;
-                double w = m->ptw[i];
-                for (int d = 0; d < pd; d++) acc[d] += w * x[d];
+                ws += m->ptw[i];
+                m->mptr[cnt] = m->pts + (size_t)i * pd;
+                m->mw[cnt++] = m->ptw[i];
             }
-            float *dst = m->newc + (size_t)j * pd;
-            for (int d = 0; d < pd; d++) dst[d] = (float)(acc[d] / ws);
-        }
-        memset(m->used, 0, (size_t)n);
-        for (int j = 0; j < k; j++) {
-            if (m->wsum[j] > 0) continue;
-            int r;
-            if (m->c.compat) {
-                r = (int)(next_rand(&m->rng) % (uint64_t)n);
+            m->wsum[j] = ws;
+            float *cj = m->cen + (size_t)j * pd;
+            const float *next;
+            if (ws > 0) {
+                if (same) continue; /* the mean of the same members */
+                kn->wmean(m->mptr, m->mw, cnt, ws, pd, m->newc);
+                next = m->newc;
+                m->is_mean[j] = 1;
             } else {
-                r = -1;
-                double far = 0;
-                for (int i = 0; i < n; i++) {
-                    double own = m->dist[(size_t)i * k + m->labels[i]];
-                    if (m->used[i]) continue;
-                    if (r < 0 || own > far) {
-                        r = i;
-                        far = own;
+                int r;
+                if (m->c.compat) {
+                    r = (int)(next_rand(&m->rng) % (uint64_t)n);
+                } else {
+                    r = -1;
+                    double far = 0;
+                    for (int i = 0; i < n; i++) {
+                        double own = dist[(size_t)i * k + m->labels[i]];
+                        if (m->used[i]) continue;
+                        if (r < 0 || own > far) {
+                            r = i;
+                            far = own;
+                        }
                     }
+                    m->used[r] = 1;
                 }
-                m->used[r] = 1;
+                next = m->pts + (size_t)r * pd;
+                m->src_pt[j] = r;
+                m->is_mean[j] = 0;
             }
-            memcpy(m->newc + (size_t)j * pd, m->pts + (size_t)r * pd, (size_t)pd * sizeof(float));
+            double mv = kn->sqdist(cj, next, pd);
+            memcpy(cj, next, (size_t)pd * sizeof(float));
+            if (mv != 0) m->col_ok[j] = 0;
+            diff += sqrt(mv);
         }
-        double diff = 0;
-        for (int j = 0; j < k; j++)
-            diff += sqrt(sqdist(m->cen + (size_t)j * pd, m->newc + (size_t)j * pd, pd));
-        float *t = m->cen;
-        m->cen = m->newc;
-        m->newc = t;
+        memcpy(m->prev_labels, m->labels, (size_t)n * sizeof(int));
         if (diff < m->c.kmeans_tol) break;
     }
-    memcpy(m->cent, m->cen, (size_t)k * pd * sizeof(float));
+    /* which final centroids are exactly a point, for the next clustering */
+    for (int j = 0; j < k; j++) {
+        int p = -1;
+        if (!m->is_mean[j]) {
+            p = m->src_pt[j];
+        } else {
+            int cnt = 0;
+            for (int i = 0; i < n; i++)
+                if (m->labels[i] == j) {
+                    p = i;
+                    cnt++;
+                }
+            if (cnt != 1 || memcmp(m->cen + (size_t)j * pd, m->pts + (size_t)p * pd,
+                                   (size_t)pd * sizeof(float)) != 0)
+                p = -1;
+        }
+        m->origin[j] = p;
+    }
+    float *t = m->cent;
+    m->cent = m->cen;
+    m->cen = t;
+    double *tp = m->pair;
+    m->pair = m->pair_prev;
+    m->pair_prev = tp;
     memcpy(m->weights, m->wsum, (size_t)k * sizeof(double));
     m->n_labels = n;
 }
 
+static void project(const frt_star *m, const float *x, const float *w, const float *b, double *y)
+{
+    const int dim = m->c.dim;
+    for (int o = 0; o < m->c.hidden; o++) {
+        double acc = 0;
+        for (int c = 0; c < dim; c++) acc += (double)x[c] * w[(size_t)o * dim + c];
+        y[o] = acc + b[o];
+    }
+}
+
 /* out <- M (1 - rowsum W) + W e, W = alpha softmax_rows(q(M) k(e)^T / sqrt(hidden)),
- * over ntok new tokens e; out may be M. */
-static void attend(frt_star *m, const float *mem, float *out, const float *e, int ntok)
+ * M = m->abs_mem, over the first ntok tokens of e = m->e; out may be M.
+ * q(M) and k of each token are kept until M or the token changes (compat
+ * attends to a growing chunk at every push), and with one token the softmax
+ * is 1 whatever the scores, so then neither is computed. */
+static void attend(frt_star *m, float *out, int ntok)
 {
     const int rows = m->c.n_abs * m->at, dim = m->c.dim, h = m->c.hidden;
-    for (int r = 0; r < rows + ntok; r++) {
-        const float *x = r < rows ? mem + (size_t)r * dim : e + (size_t)(r - rows) * dim;
-        const float *w = r < rows ? m->q_w : m->k_w;
-        const float *b = r < rows ? m->q_b : m->k_b;
-        double *y = r < rows ? m->q + (size_t)r * h : m->k + (size_t)(r - rows) * h;
-        for (int o = 0; o < h; o++) {
-            double acc = 0;
-            for (int c = 0; c < dim; c++) acc += (double)x[c] * w[(size_t)o * dim + c];
-            y[o] = acc + b[o];
-        }
+    const float *mem = m->abs_mem, *e = m->e;
+    const bool one = ntok == 1;
+    if (!one && !m->q_ok) {
+        for (int r = 0; r < rows; r++)
+            project(m, mem + (size_t)r * dim, m->q_w, m->q_b, m->q + (size_t)r * h);
+        m->q_ok = true;
     }
+    for (; !one && m->k_rows < ntok; m->k_rows++)
+        project(m, e + (size_t)m->k_rows * dim, m->k_w, m->k_b, m->k + (size_t)m->k_rows * h);
     double scale = 1.0 / sqrt((double)h);
     for (int r = 0; r < rows; r++) {
         double *s = m->s + (size_t)r * ntok, mx = -INFINITY, sum = 0, decay = 0;
-        for (int p = 0; p < ntok; p++) {
-            double d = 0;
-            for (int o = 0; o < h; o++) d += m->q[(size_t)r * h + o] * m->k[(size_t)p * h + o];
-            s[p] = d * scale;
-            if (s[p] > mx) mx = s[p];
+        if (one) {
+            decay += (s[0] = m->c.alpha);
+        } else {
+            for (int p = 0; p < ntok; p++) {
+                double d = 0;
+                for (int o = 0; o < h; o++) d += m->q[(size_t)r * h + o] * m->k[(size_t)p * h + o];
+                s[p] = d * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            for (int p = 0; p < ntok; p++) sum += (s[p] = exp(s[p] - mx));
+            for (int p = 0; p < ntok; p++) decay += (s[p] = s[p] / sum * m->c.alpha);
         }
-        for (int p = 0; p < ntok; p++) sum += (s[p] = exp(s[p] - mx));
-        for (int p = 0; p < ntok; p++) decay += (s[p] = s[p] / sum * m->c.alpha);
         const float *in = mem + (size_t)r * dim;
         float *row = out + (size_t)r * dim;
         for (int c = 0; c < dim; c++) {
@@ -322,6 +441,7 @@ static void attend(frt_star *m, const float *mem, float *out, const float *e, in
             row[c] = (float)((double)in[c] * (1 - decay) + v);
         }
     }
+    if (out == mem) m->q_ok = false;
 }
 
 static void enter_long(frt_star *m, const float *frame, int64_t idx)
@@ -351,7 +471,9 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
             memcpy(m->cent + (size_t)m->n_clusters * pd, m->pooled, (size_t)pd * sizeof(float));
             m->weights[m->n_clusters++] = 1.0;
         } else {
-            memcpy(m->pts, m->cent, (size_t)c->n_tem * pd * sizeof(float));
+            float *t = m->pts; /* the old centroids become the points */
+            m->pts = m->cent;
+            m->cent = t;
             memcpy(m->pts + (size_t)c->n_tem * pd, m->pooled, (size_t)pd * sizeof(float));
             for (int i = 0; i <= c->n_tem; i++)
                 m->ptw[i] = c->compat || i == c->n_tem ? 1.0 : m->weights[i];
@@ -364,16 +486,19 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
             pool(frame, c->p_spa, c->p_abs, c->dim, m->acc,
                  m->abs_mem + (size_t)m->abs_filled * c->dim);
             m->abs_filled += per;
+            m->q_ok = false;
         } else if (!c->compat) {
             pool(frame, c->p_spa, c->p_abs, c->dim, m->acc, m->e);
-            attend(m, m->abs_mem, m->abs_mem, m->e, per);
+            m->k_rows = 0;
+            attend(m, m->abs_mem, per);
         } else {
             /* the released code attends to n_abs frames at a time */
             pool(frame, c->p_spa, c->p_abs, c->dim, m->acc,
                  m->e + (size_t)m->chunk_frames++ * per * c->dim);
             if (m->chunk_frames == c->n_abs) {
-                attend(m, m->abs_mem, m->abs_mem, m->e, c->n_abs * per);
+                attend(m, m->abs_mem, c->n_abs * per);
                 m->chunk_frames = 0;
+                m->k_rows = 0;
             }
         }
     }
@@ -395,27 +520,34 @@ static void retrieve(frt_star *m)
         chosen[nc++] = best;
     }
     m->n_ret_frames = 0;
-    for (int t = 0; t < nc; t++) {
-        int j = chosen[t];
-        if (c->compat) {
-            m->ret_frame[m->n_ret_frames] = m->early + (size_t)j * m->fs;
-            m->ret_index[m->n_ret_frames++] = j;
-            continue;
+    if (c->compat) {
+        for (int t = 0; t < nc; t++) {
+            m->ret_frame[m->n_ret_frames] = m->early + (size_t)chosen[t] * m->fs;
+            m->ret_index[m->n_ret_frames++] = chosen[t];
         }
-        if (m->buf_count == 0) break;
-        int best = -1;
-        double bd = 0;
-        for (int b = 0; b < m->buf_count; b++) {
-            int pos = (m->buf_head + b) % c->n_buff;
-            double d =
-                sqdist(m->buf_pool + (size_t)pos * m->pd, m->cent + (size_t)j * m->pd, m->pd);
-            if (best < 0 || d <= bd) {
-                best = pos;
-                bd = d;
+        return;
+    }
+    if (m->buf_count == 0 || nc == 0) return;
+    /* one pass over the buffer (oldest first, so ties go to the newest) for
+     * all the chosen centroids: the buffer is the largest thing read */
+    const float *cp[16];
+    int best[16];
+    double bd[16], d[16];
+    for (int t = 0; t < nc; t++) cp[t] = m->cent + (size_t)chosen[t] * m->pd;
+    for (int b = 0; b < m->buf_count; b++) {
+        int pos = (m->buf_head + b) % c->n_buff;
+        const float *x = m->buf_pool + (size_t)pos * m->pd;
+        for (int g = 0; g < nc; g += 4)
+            m->kern->sqdist_multi(x, cp + g, nc - g < 4 ? nc - g : 4, m->pd, d + g);
+        for (int t = 0; t < nc; t++)
+            if (b == 0 || d[t] <= bd[t]) {
+                best[t] = pos;
+                bd[t] = d[t];
             }
-        }
-        m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best * m->fs;
-        m->ret_index[m->n_ret_frames++] = m->buf_idx[best];
+    }
+    for (int t = 0; t < nc; t++) {
+        m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best[t] * m->fs;
+        m->ret_index[m->n_ret_frames++] = m->buf_idx[best[t]];
     }
 }
 
@@ -445,7 +577,7 @@ static void publish(frt_star *m, double time_s)
     const int dim = c->dim, fs = m->fs;
     frt_star_snapshot *sn = &s->snap;
     if (m->chunk_frames > 0) /* compat: the partial chunk counts, uncommitted */
-        attend(m, m->abs_mem, dst, m->e, m->chunk_frames * m->at);
+        attend(m, dst, m->chunk_frames * m->at);
     else
         memcpy(dst, m->abs_mem, (size_t)m->abs_filled * dim * sizeof(float));
     dst += (size_t)m->abs_filled * dim;
@@ -473,6 +605,7 @@ frt_status frt_star_push(frt_star *m, const float *frame, double time_s)
     if (!m || !frame) return frt_error(FRT_ERR_INVALID_ARG, "star push: NULL memory or frame");
     const frt_star_config *c = &m->c;
     const int fs = m->fs;
+    m->kern = pick_kernels();
     m->n_labels = 0;
     int64_t idx = m->frames++;
     if (c->n_spa == 0) {
@@ -580,17 +713,26 @@ frt_status frt_star_create(const frt_star_config *c, const float *q_w, const flo
     m->buf_pool = zalloc((size_t)c->n_buff * m->pd, sizeof(float), &ok);
     m->buf_idx = zalloc((size_t)c->n_buff, sizeof(int64_t), &ok);
     if (c->compat) m->early = zalloc(K * m->fs, sizeof(float), &ok);
-    m->cent = zalloc(K * m->pd, sizeof(float), &ok);
+    m->cent = zalloc((K + 1) * m->pd, sizeof(float), &ok);
     m->weights = zalloc(K, sizeof(double), &ok);
     m->pts = zalloc((K + 1) * m->pd, sizeof(float), &ok);
     m->ptw = zalloc(K + 1, sizeof(double), &ok);
-    m->cen = zalloc(K * m->pd, sizeof(float), &ok);
-    m->newc = zalloc(K * m->pd, sizeof(float), &ok);
+    m->cen = zalloc((K + 1) * m->pd, sizeof(float), &ok);
+    m->newc = zalloc((size_t)m->pd, sizeof(float), &ok);
     m->wsum = zalloc(K, sizeof(double), &ok);
     m->dist = zalloc((K + 1) * K, sizeof(double), &ok);
+    m->pair = zalloc((K + 1) * (K + 1), sizeof(double), &ok);
+    m->pair_prev = zalloc((K + 1) * (K + 1), sizeof(double), &ok);
+    m->origin = zalloc(K, sizeof(int), &ok);
     m->labels = zalloc(K + 1, sizeof(int), &ok);
+    m->prev_labels = zalloc(K + 1, sizeof(int), &ok);
     m->perm = zalloc(K + 1, sizeof(int), &ok);
+    m->src_pt = zalloc(K + 1, sizeof(int), &ok);
     m->used = zalloc(K + 1, 1, &ok);
+    m->col_ok = zalloc(K + 1, 1, &ok);
+    m->is_mean = zalloc(K + 1, 1, &ok);
+    m->mptr = zalloc(K + 1, sizeof(float *), &ok);
+    m->mw = zalloc(K + 1, sizeof(double), &ok);
     m->abs_mem = zalloc((size_t)c->n_abs * m->at * c->dim, sizeof(float), &ok);
     const size_t keys = (size_t)m->at * (c->compat ? (size_t)c->n_abs : 1);
     m->e = zalloc(keys * c->dim, sizeof(float), &ok);
@@ -610,6 +752,7 @@ frt_status frt_star_create(const frt_star_config *c, const float *q_w, const flo
         frt_star_free(m);
         return frt_error(FRT_ERR_NOMEM, "star create: out of memory");
     }
+    for (size_t j = 0; j < K; j++) m->origin[j] = -1;
     memcpy(m->q_w, q_w, hd * sizeof(float));
     memcpy(m->k_w, k_w, hd * sizeof(float));
     memcpy(m->q_b, q_b, (size_t)c->hidden * sizeof(float));
@@ -639,10 +782,13 @@ frt_status frt_star_create_from(const frt_star_config *c, const frt_st *st, cons
 void frt_star_free(frt_star *m)
 {
     if (!m) return;
-    void *ptrs[] = {m->q_w,      m->k_w,     m->q_b,   m->k_b,  m->spa,     m->spa_idx, m->buf,
-                    m->buf_pool, m->buf_idx, m->early, m->cent, m->weights, m->pts,     m->ptw,
-                    m->cen,      m->newc,    m->wsum,  m->dist, m->labels,  m->perm,    m->used,
-                    m->abs_mem,  m->e,       m->q,     m->k,    m->s,       m->acc,     m->pooled};
+    void *ptrs[] = {m->q_w,    m->k_w,         m->q_b,     m->k_b,     m->spa,     m->spa_idx,
+                    m->buf,    m->buf_pool,    m->buf_idx, m->early,   m->cent,    m->weights,
+                    m->pts,    m->ptw,         m->cen,     m->newc,    m->wsum,    m->dist,
+                    m->labels, m->perm,        m->used,    m->abs_mem, m->e,       m->q,
+                    m->k,      m->s,           m->acc,     m->pooled,  m->pair,    m->pair_prev,
+                    m->origin, m->prev_labels, m->src_pt,  m->col_ok,  m->is_mean, (void *)m->mptr,
+                    m->mw};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) frt_free(ptrs[i]);
     for (int i = 0; i < FRT_STAR_SLOTS; i++) frt_free(m->slots[i].tokens);
     frt_free(m);

@@ -188,9 +188,9 @@ Test(gemm, random_shapes_three_threads)
  * than threads (rows split instead). */
 Test(gemm, blocking_edges)
 {
-    static const int64_t shapes[][3] = {{17, 70, 1301}, {40, 450, 33}, {530, 9, 40},  {8, 130, 77},
-                                        {9, 130, 77},   {12, 31, 600}, {3, 40, 1001}, {200, 1, 70},
-                                        {1, 1, 1},      {64, 64, 513}};
+    static const int64_t shapes[][3] = {
+        {17, 70, 1301}, {40, 450, 33}, {530, 9, 40},  {8, 130, 77}, {9, 130, 77}, {12, 31, 600},
+        {3, 40, 1001},  {200, 1, 70},  {16, 130, 77}, {17, 99, 80}, {1, 1, 1},    {64, 64, 513}};
     tu_rng r;
     tu_rng_init(&r, tu_seed() + 1);
     frt_pool *pool = frt_pool_create(3);

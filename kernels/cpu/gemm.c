@@ -23,9 +23,10 @@
 /* Up to this many rows the weights are streamed once (GEMV-like) instead of
  * packed: packing costs a pass over w that only pays off with enough rows.
  * Measured with 4096x4096 weights from DRAM, 2 threads, GB/s of weights
- * streamed vs packed: f32 43/17 at M = 4, 29/13 at 8, 27/13 at 10; bf16
- * 43/17 at 4, 22/13 at 8, 15/14 at 10 (the packed path wins from ~12-32). */
-#define GEMV_MAX_M 8
+ * streamed vs packed: f32 43/17 at M = 4, 29/13 at 8, 11/6 at 16, even
+ * from 24; bf16 43/17 at 4, 22/13 at 8, 15/14 at 10, even at 16. */
+#define GEMV_MAX_M_F32  16
+#define GEMV_MAX_M_BF16 8
 
 /* Block sizes, measured on Zen 5 (1 MiB L2) with the 6x64 kernel: KU units
  * of k (f32 or bf16 pair) per block; NB weight rows per packed w block
@@ -309,7 +310,7 @@ frt_status frt_cpu_gemm(const frt_gemm_args *a, frt_pool *pool)
     const frt_cpu_info *cpu = frt_cpu();
     gemm_job job = {.a = a};
     atomic_init(&job.nomem, false);
-    if (a->M <= GEMV_MAX_M) {
+    if (a->M <= (a->wtype == FRT_BF16 ? GEMV_MAX_M_BF16 : GEMV_MAX_M_F32)) {
         job.gemv = cpu->avx512 ? frt_gemm_gemv_avx512 : cpu->avx2 ? frt_gemm_gemv_avx2 : sc_gemv;
         job.gemv_scratch = cpu->avx512 ? frt_gemm_gemv_scratch_avx512(a) : 0;
         if (pool && (double)a->N * (double)a->K * (double)a->M >= 65536)

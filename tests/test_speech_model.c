@@ -64,7 +64,9 @@ static void check(const char *what, const float *c, const char *golden)
 {
     int64_t n;
     const float *r = g32(golden, &n);
-    double e = rel_err(c, r, n);
+    double e = rel_err(c, r, n), mag = 0;
+    for (int64_t i = 0; i < n; i++) mag = fmax(mag, fabs(r[i]));
+    cr_assert(n > 0 && mag > 1e-6, "%s: the golden is empty or zero", what);
     cr_log_info("%s: rel err %.3g over %lld values", what, e, (long long)n);
     cr_assert(e <= TOL, "%s: rel err %.3g > %g", what, e, TOL);
 }
@@ -567,25 +569,30 @@ static frt_status open_edited(const char *from, const char *to)
     return s;
 }
 
-/* The paper's dense prompt latent: the same checkpoint without quantizers. */
-Test(fs_checkpoint, codec_encoder_dense)
+/* The released code's quantized prompt latent: the tiny checkpoint carries
+ * two codebooks its default (dense) config leaves unused. */
+Test(fs_checkpoint, codec_encoder_quantized)
 {
-    char *dir = edited_dir("\"codec_quantizers\": 2", "\"codec_quantizers\": 0");
+    char *dir = edited_dir("\"codec_quantizers\": 0", "\"codec_quantizers\": 2");
     frt_fs_model *m;
     cr_assert_eq(frt_fs_model_open(dir, NULL, &m), FRT_OK, "%s", frt_last_error());
     frt_st *g;
     cr_assert_eq(frt_st_open(GOLDENS, &g), FRT_OK);
     frt_tensor pcm, ref;
     cr_assert_eq(frt_st_get(g, "codec_encoder.pcm", &pcm), FRT_OK);
-    cr_assert_eq(frt_st_get(g, "codec_encoder.dense", &ref), FRT_OK);
+    cr_assert_eq(frt_st_get(g, "codec_encoder.quantized", &ref), FRT_OK);
     int64_t n = pcm.shape[0], hop = frt_fs_model_hop(m), frames = (n + hop - 1) / hop;
     float *x = calloc((size_t)(frames * hop), sizeof(float)),
           *lat = buf((size_t)frt_tensor_numel(&ref));
     memcpy(x, pcm.data, (size_t)n * sizeof(float));
     cr_assert_eq(fs_codec_encode(m, x, frames * hop, lat), FRT_OK, "%s", frt_last_error());
     double e = rel_err(lat, ref.data, frt_tensor_numel(&ref));
-    cr_log_info("codec encoder, dense: rel err %.3g", e);
+    cr_log_info("codec encoder, quantized: rel err %.3g", e);
     cr_assert(e <= TOL, "rel err %g", e);
+    /* the quantized latents are sums of codewords, not the dense ones */
+    frt_tensor dense;
+    cr_assert_eq(frt_st_get(g, "codec_encoder.out", &dense), FRT_OK);
+    cr_assert(rel_err(lat, dense.data, frt_tensor_numel(&dense)) > 0.05);
     free(x);
     frt_free(lat);
     frt_st_close(g);
@@ -604,7 +611,7 @@ Test(fs_checkpoint, missing_tensor)
 {
     cr_assert_eq(open_edited("\"encoder_layers\": 2", "\"encoder_layers\": 3"), FRT_ERR_NOT_FOUND);
     cr_assert(strstr(frt_last_error(), "phoneme_encoder.layers.2"), "%s", frt_last_error());
-    cr_assert_eq(open_edited("\"codec_quantizers\": 2", "\"codec_quantizers\": 3"),
+    cr_assert_eq(open_edited("\"codec_quantizers\": 0", "\"codec_quantizers\": 3"),
                  FRT_ERR_NOT_FOUND);
     cr_assert(strstr(frt_last_error(), "codec.quantizer.2.codebook"), "%s", frt_last_error());
 }
@@ -613,8 +620,22 @@ Test(fs_checkpoint, wrong_shape)
 {
     cr_assert_eq(open_edited("\"ffn_filter\": 48", "\"ffn_filter\": 40"), FRT_ERR_FORMAT);
     cr_assert(strstr(frt_last_error(), "ffn.conv1.weight"), "%s", frt_last_error());
-    cr_assert_eq(open_edited("\"codec_codebook_size\": 16", "\"codec_codebook_size\": 8"),
-                 FRT_ERR_FORMAT);
+    char *dir = edited_dir("\"codec_codebook_size\": 16", "\"codec_codebook_size\": 8");
+    char *cfg_path = malloc(strlen(dir) + 16);
+    sprintf(cfg_path, "%s/config.json", dir);
+    size_t n;
+    char *text = read_all(cfg_path, &n);
+    char *at = strstr(text, "\"codec_quantizers\": 0");
+    cr_assert(at);
+    at[20] = '1';
+    free(tu_write_file(dir, "config.json", text, n));
+    frt_fs_model *m = NULL;
+    cr_assert_eq(frt_fs_model_open(dir, NULL, &m), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "codec.quantizer.0.codebook"), "%s", frt_last_error());
+    free(text);
+    free(cfg_path);
+    tu_rmtree(dir);
+    free(dir);
     cr_assert_eq(open_edited("\"codec_strides\": [\n    8,", "\"codec_strides\": [\n    4,"),
                  FRT_ERR_FORMAT);
 }

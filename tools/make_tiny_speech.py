@@ -74,7 +74,7 @@ TINY = {
     "codec_decoder_channels": 32,
     "codec_kernel": 7,
     "codec_dilations": [1, 3, 9],
-    "codec_quantizers": 2,
+    "codec_quantizers": 0,
     "codec_codebook_size": 16,
     "sigma_data": 0.5,
     "sigma_min": 0.002,
@@ -170,7 +170,7 @@ def shapes(cfg):
         cnv(q + ".down", 2 * ch, ch, 2 * s)
         ch *= 2
     cnv("codec.encoder.out_conv", c.latent_dim, ch, 3)
-    for i in range(c.codec_quantizers):
+    for i in range(max(c.codec_quantizers, cfg.get("test_codebooks", 0))):
         out["codec.quantizer.%d.codebook" % i] = [c.codec_codebook_size, c.latent_dim]
     ch = c.codec_decoder_channels
     cnv("codec.decoder.in_conv", ch, c.latent_dim, ck)
@@ -226,9 +226,15 @@ def init_tensor(name, shape):
     return x * scale
 
 
+# The tiny checkpoint speaks with the paper's dense prompt latent (the
+# default) and carries two codebooks, so the released-code quantizer mode
+# (codec_quantizers 2) is tested from the same weights.
+QUANTIZED = 2
+
+
 def make_checkpoint(d):
     os.makedirs(d, exist_ok=True)
-    w = {n: init_tensor(n, s) for n, s in shapes(TINY).items()}
+    w = {n: init_tensor(n, s) for n, s in shapes(dict(TINY, test_codebooks=QUANTIZED)).items()}
     st.save_file(w, os.path.join(d, "model.safetensors"))
     with open(os.path.join(d, "config.json"), "w", encoding="utf-8") as f:
         json.dump(TINY, f, indent=2, ensure_ascii=False)
@@ -269,8 +275,9 @@ def make_goldens(w32, d):
     n_pcm = 7 * cfg.hop + 130
     put("codec_encoder.pcm", 0.5 * torch.sin(torch.arange(n_pcm) * 0.07) + rnd("pcm", [n_pcm], 0.1))
     put("codec_encoder.out", fs.encode_prompt(W, cfg, f64("codec_encoder.pcm")))
-    put("codec_encoder.dense", fs.encode_prompt(W, cfg, f64("codec_encoder.pcm"), dense=True))
-    gap = fs.quantizer_margin(W, cfg, f64("codec_encoder.dense").t() * cfg.latent_norm)
+    qcfg = fs.Config(dict(TINY, codec_quantizers=QUANTIZED))
+    put("codec_encoder.quantized", fs.encode_prompt(W, qcfg, f64("codec_encoder.pcm")))
+    gap = fs.quantizer_margin(W, qcfg, f64("codec_encoder.out").t() * cfg.latent_norm)
     assert gap > 1e-4, "a codeword choice is too close to call: %g" % gap
     # prompt encoder on 9 frames of latents
     put("prompt_encoder.latents", rnd("lat", [9, D]))

@@ -394,7 +394,7 @@ def encode_prompt(W, cfg, pcm, dense=False):
     if pad:
         pcm = torch.cat([pcm, torch.zeros(pad, dtype=pcm.dtype)])
     x = codec_encode(W, cfg, pcm)
-    if not dense:
+    if cfg.codec_quantizers > 0 and not dense:
         x = quantize(W, cfg, x)
     return (x / cfg.latent_norm).t()
 

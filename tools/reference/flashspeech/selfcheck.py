@@ -120,6 +120,18 @@ def codec_lengths():
     lat = fs.encode_prompt(W, cfg, torch.zeros(3 * cfg.hop + 1, dtype=torch.float64))
     pcm = fs.codec_decode(W, cfg, torch.zeros(cfg.latent_dim, 3, dtype=torch.float64))
     check("codec: ceil(n / hop) frames, t * hop samples", lat.shape[0] == 4 and pcm.shape[0] == 3 * cfg.hop)
+    x = torch.randn(cfg.latent_dim, 6, dtype=torch.float64) * 0.2
+    qcfg = fs.Config(dict(st.load_config(os.path.join(DATA, "flashspeech-tiny")), codec_quantizers=2))
+    q = fs.quantize(W, qcfg, x)
+    ref = torch.zeros_like(x)
+    for t in range(6):
+        r = x[:, t].clone()
+        for i in range(2):
+            cb = W["codec.quantizer.%d.codebook" % i]
+            k = int(torch.argmin(((cb - r[None, :]) ** 2).sum(1)))
+            ref[:, t] += cb[k]
+            r -= cb[k]
+    check("residual VQ vs direct distances", *close(q, ref, 1e-12))
 
 
 def goldens_float32():

@@ -28,12 +28,13 @@
 #define GEMV_MAX_M_F32  16
 #define GEMV_MAX_M_BF16 8
 
-/* Block sizes, measured on Zen 5 (1 MiB L2) with the 6x64 kernel: KU units
- * of k (f32 or bf16 pair) per block; NB weight rows per packed w block
- * (KU * NB * 4 = 192 KiB, in L2); at most MB rows of x per pass, so that
- * the y block (MB * NB floats) stays in L2 across the k blocks too (at
- * M = 681, 768 -> 384 rows took 0.63 -> 0.83 of peak before the micro-
- * kernel prefetched its y tile; with the prefetch, 384..768 are alike). */
+/* Block sizes, measured on the build machine (AMD EPYC, 1 MiB L2) with the
+ * 6x64 kernel: KU units of k (f32 or bf16 pair) per block; NB weight rows
+ * per packed w block (KU * NB * 4 = 192 KiB, in L2); at most MB rows of x
+ * per pass, so that the y block (MB * NB floats) stays in L2 across the k
+ * blocks too (at M = 681, 768 -> 384 rows took 0.63 -> 0.83 of peak before
+ * the micro-kernel prefetched its y tile; with the prefetch, 384..768 are
+ * alike). */
 #define KU 256
 #define MB 512
 #define NB 192

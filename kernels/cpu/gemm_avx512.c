@@ -262,9 +262,9 @@ static ALWAYS_INLINE void ukr_bf16_body(int64_t kc, const uint32_t *xp, const ui
                                                        ukr_bf16_##MR##x##NV};
 
 /* 6 rows x 64 columns: 24 accumulators, 4 weight loads and 6 broadcasts per
- * k (or k pair). Measured on Zen 5 (681x1024x4096, one thread) against
- * 8x48, 14x32, 12x32 and 4x96: best for f32 (0.87 of the FMA loop's peak,
- * others 0.82-0.86) and for bf16 (4x96 fell to 2/3). */
+ * k (or k pair). Measured on the build machine (681x1024x4096, one thread)
+ * against 8x48, 14x32, 12x32 and 4x96: best for f32 (0.87 of the FMA loop's
+ * peak, others 0.82-0.86) and for bf16 (4x96 fell to 2/3). */
 DEFINE_KERNEL(6, 4)
 
 const frt_gemm_kernel *frt_gemm_kernel_avx512(frt_dtype wtype, bool bf16_dot)

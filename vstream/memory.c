@@ -41,6 +41,12 @@ struct frt_star {
     float *buf, *buf_pool;
     int64_t *buf_idx;
     int buf_head, buf_count;
+    int64_t writes; /* frames written to the ring: write w went to slot w % n_buff */
+    /* retrieval: rc row j holds centroid j's distances to the buffer slots,
+     * complete for the writes before rc_stamp[j] (-1: none). A centroid that
+     * survives a clustering unchanged keeps its row (m->origin). */
+    double *rc, *rc_next;              /* [n_tem, n_buff] */
+    int64_t *rc_stamp, *rc_stamp_next; /* [n_tem] */
     /* compat: the first n_tem long-term frames */
     float *early;
     int early_count;
@@ -444,6 +450,26 @@ static void attend(frt_star *m, float *out, int ntok)
     if (out == mem) m->q_ok = false;
 }
 
+/* Carry each surviving centroid's retrieval row to its new index. */
+static void remap_rows(frt_star *m)
+{
+    const int k = m->c.n_tem, nb = m->c.n_buff;
+    if (m->c.compat || nb == 0) return;
+    for (int j = 0; j < k; j++) {
+        int o = m->origin[j];
+        m->rc_stamp_next[j] = o >= 0 && o < k ? m->rc_stamp[o] : -1;
+        if (m->rc_stamp_next[j] >= 0)
+            memcpy(m->rc_next + (size_t)j * nb, m->rc + (size_t)o * nb,
+                   (size_t)nb * sizeof(double));
+    }
+    double *t = m->rc;
+    m->rc = m->rc_next;
+    m->rc_next = t;
+    int64_t *ts = m->rc_stamp;
+    m->rc_stamp = m->rc_stamp_next;
+    m->rc_stamp_next = ts;
+}
+
 static void enter_long(frt_star *m, const float *frame, int64_t idx)
 {
     const frt_star_config *c = &m->c;
@@ -461,6 +487,7 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
         memcpy(m->buf + (size_t)pos * fs, frame, (size_t)fs * sizeof(float));
         memcpy(m->buf_pool + (size_t)pos * pd, m->pooled, (size_t)pd * sizeof(float));
         m->buf_idx[pos] = idx;
+        m->writes++;
     }
     if (c->compat && m->early_count < c->n_tem)
         memcpy(m->early + (size_t)m->early_count++ * fs, frame, (size_t)fs * sizeof(float));
@@ -469,6 +496,7 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
     if (c->n_tem > 0) {
         if (m->n_clusters < c->n_tem) {
             memcpy(m->cent + (size_t)m->n_clusters * pd, m->pooled, (size_t)pd * sizeof(float));
+            m->rc_stamp[m->n_clusters] = -1;
             m->weights[m->n_clusters++] = 1.0;
         } else {
             float *t = m->pts; /* the old centroids become the points */
@@ -478,6 +506,7 @@ static void enter_long(frt_star *m, const float *frame, int64_t idx)
             for (int i = 0; i <= c->n_tem; i++)
                 m->ptw[i] = c->compat || i == c->n_tem ? 1.0 : m->weights[i];
             kmeans(m);
+            remap_rows(m);
         }
     }
     if (c->n_abs > 0) {
@@ -528,26 +557,47 @@ static void retrieve(frt_star *m)
         return;
     }
     if (m->buf_count == 0 || nc == 0) return;
-    /* one pass over the buffer (oldest first, so ties go to the newest) for
-     * all the chosen centroids: the buffer is the largest thing read */
+    /* bring the chosen rows up to date: the slots written since a row was
+     * complete, or, for new rows, one pass over the buffer for all of them
+     * (the buffer is the largest thing read) */
+    const long pd = m->pd;
+    const int nb = c->n_buff;
     const float *cp[16];
-    int best[16];
-    double bd[16], d[16];
-    for (int t = 0; t < nc; t++) cp[t] = m->cent + (size_t)chosen[t] * m->pd;
-    for (int b = 0; b < m->buf_count; b++) {
-        int pos = (m->buf_head + b) % c->n_buff;
-        const float *x = m->buf_pool + (size_t)pos * m->pd;
-        for (int g = 0; g < nc; g += 4)
-            m->kern->sqdist_multi(x, cp + g, nc - g < 4 ? nc - g : 4, m->pd, d + g);
-        for (int t = 0; t < nc; t++)
-            if (b == 0 || d[t] <= bd[t]) {
-                best[t] = pos;
-                bd[t] = d[t];
-            }
-    }
+    int full[16], nf = 0;
     for (int t = 0; t < nc; t++) {
-        m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best[t] * m->fs;
-        m->ret_index[m->n_ret_frames++] = m->buf_idx[best[t]];
+        const int j = chosen[t];
+        const int64_t st = m->rc_stamp[j];
+        if (st < 0 || m->writes - st >= nb) {
+            full[nf] = j;
+            cp[nf++] = m->cent + (size_t)j * pd;
+            continue;
+        }
+        for (int64_t w = st; w < m->writes; w++) {
+            int pos = (int)(w % nb);
+            m->rc[(size_t)j * nb + pos] =
+                m->kern->sqdist(m->buf_pool + (size_t)pos * pd, m->cent + (size_t)j * pd, pd);
+        }
+        m->rc_stamp[j] = m->writes;
+    }
+    for (int b = 0; b < m->buf_count && nf > 0; b++) {
+        const int pos = (m->buf_head + b) % nb;
+        double d[16];
+        for (int g = 0; g < nf; g += 4)
+            m->kern->sqdist_multi(m->buf_pool + (size_t)pos * pd, cp + g, nf - g < 4 ? nf - g : 4,
+                                  pd, d + g);
+        for (int f = 0; f < nf; f++) m->rc[(size_t)full[f] * nb + pos] = d[f];
+    }
+    for (int f = 0; f < nf; f++) m->rc_stamp[full[f]] = m->writes;
+    /* oldest first, so ties go to the newest */
+    for (int t = 0; t < nc; t++) {
+        const double *row = m->rc + (size_t)chosen[t] * nb;
+        int best = -1;
+        for (int b = 0; b < m->buf_count; b++) {
+            const int pos = (m->buf_head + b) % nb;
+            if (best < 0 || row[pos] <= row[best]) best = pos;
+        }
+        m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best * m->fs;
+        m->ret_index[m->n_ret_frames++] = m->buf_idx[best];
     }
 }
 
@@ -724,6 +774,10 @@ frt_status frt_star_create(const frt_star_config *c, const float *q_w, const flo
     m->pair = zalloc((K + 1) * (K + 1), sizeof(double), &ok);
     m->pair_prev = zalloc((K + 1) * (K + 1), sizeof(double), &ok);
     m->origin = zalloc(K, sizeof(int), &ok);
+    m->rc = zalloc(K * c->n_buff, sizeof(double), &ok);
+    m->rc_next = zalloc(K * c->n_buff, sizeof(double), &ok);
+    m->rc_stamp = zalloc(K, sizeof(int64_t), &ok);
+    m->rc_stamp_next = zalloc(K, sizeof(int64_t), &ok);
     m->labels = zalloc(K + 1, sizeof(int), &ok);
     m->prev_labels = zalloc(K + 1, sizeof(int), &ok);
     m->perm = zalloc(K + 1, sizeof(int), &ok);
@@ -782,13 +836,47 @@ frt_status frt_star_create_from(const frt_star_config *c, const frt_st *st, cons
 void frt_star_free(frt_star *m)
 {
     if (!m) return;
-    void *ptrs[] = {m->q_w,    m->k_w,         m->q_b,     m->k_b,     m->spa,     m->spa_idx,
-                    m->buf,    m->buf_pool,    m->buf_idx, m->early,   m->cent,    m->weights,
-                    m->pts,    m->ptw,         m->cen,     m->newc,    m->wsum,    m->dist,
-                    m->labels, m->perm,        m->used,    m->abs_mem, m->e,       m->q,
-                    m->k,      m->s,           m->acc,     m->pooled,  m->pair,    m->pair_prev,
-                    m->origin, m->prev_labels, m->src_pt,  m->col_ok,  m->is_mean, (void *)m->mptr,
-                    m->mw};
+    void *ptrs[] = {m->q_w,
+                    m->k_w,
+                    m->q_b,
+                    m->k_b,
+                    m->spa,
+                    m->spa_idx,
+                    m->buf,
+                    m->buf_pool,
+                    m->buf_idx,
+                    m->early,
+                    m->cent,
+                    m->weights,
+                    m->pts,
+                    m->ptw,
+                    m->cen,
+                    m->newc,
+                    m->wsum,
+                    m->dist,
+                    m->labels,
+                    m->perm,
+                    m->used,
+                    m->abs_mem,
+                    m->e,
+                    m->q,
+                    m->k,
+                    m->s,
+                    m->acc,
+                    m->pooled,
+                    m->pair,
+                    m->pair_prev,
+                    m->origin,
+                    m->prev_labels,
+                    m->src_pt,
+                    m->col_ok,
+                    m->is_mean,
+                    (void *)m->mptr,
+                    m->mw,
+                    m->rc,
+                    m->rc_next,
+                    m->rc_stamp,
+                    m->rc_stamp_next};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) frt_free(ptrs[i]);
     for (int i = 0; i < FRT_STAR_SLOTS; i++) frt_free(m->slots[i].tokens);
     frt_free(m);

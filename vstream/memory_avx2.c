@@ -14,32 +14,6 @@ static inline double hsum(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-double frt_star_sqdist_avx2(const float *a, const float *b, long n)
-{
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-    long i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256d d0 = _mm256_sub_pd(load4(a + i), load4(b + i));
-        __m256d d1 = _mm256_sub_pd(load4(a + i + 4), load4(b + i + 4));
-        __m256d d2 = _mm256_sub_pd(load4(a + i + 8), load4(b + i + 8));
-        __m256d d3 = _mm256_sub_pd(load4(a + i + 12), load4(b + i + 12));
-        s0 = _mm256_fmadd_pd(d0, d0, s0);
-        s1 = _mm256_fmadd_pd(d1, d1, s1);
-        s2 = _mm256_fmadd_pd(d2, d2, s2);
-        s3 = _mm256_fmadd_pd(d3, d3, s3);
-    }
-    for (; i + 4 <= n; i += 4) {
-        __m256d d = _mm256_sub_pd(load4(a + i), load4(b + i));
-        s0 = _mm256_fmadd_pd(d, d, s0);
-    }
-    double t = hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
-    for (; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        t += d * d;
-    }
-    return t;
-}
-
 void frt_star_sqdist_multi_avx2(const float *x, const float *const *c, int nc, long n, double *out)
 {
     __m256d s[4][2];
@@ -62,6 +36,13 @@ void frt_star_sqdist_multi_avx2(const float *x, const float *const *c, int nc, l
         }
         out[j] = t;
     }
+}
+
+double frt_star_sqdist_avx2(const float *a, const float *b, long n)
+{
+    double d;
+    frt_star_sqdist_multi_avx2(a, &b, 1, n, &d);
+    return d;
 }
 
 void frt_star_wmean_avx2(const float *const *x, const double *w, int cnt, double ws, long n,

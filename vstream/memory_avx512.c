@@ -14,31 +14,6 @@ static inline __m512d load_tail(const float *p, long left)
     return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, p));
 }
 
-double frt_star_sqdist_avx512(const float *a, const float *b, long n)
-{
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-    long i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512d d0 = _mm512_sub_pd(load8(a + i), load8(b + i));
-        __m512d d1 = _mm512_sub_pd(load8(a + i + 8), load8(b + i + 8));
-        __m512d d2 = _mm512_sub_pd(load8(a + i + 16), load8(b + i + 16));
-        __m512d d3 = _mm512_sub_pd(load8(a + i + 24), load8(b + i + 24));
-        s0 = _mm512_fmadd_pd(d0, d0, s0);
-        s1 = _mm512_fmadd_pd(d1, d1, s1);
-        s2 = _mm512_fmadd_pd(d2, d2, s2);
-        s3 = _mm512_fmadd_pd(d3, d3, s3);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m512d d = _mm512_sub_pd(load8(a + i), load8(b + i));
-        s0 = _mm512_fmadd_pd(d, d, s0);
-    }
-    if (i < n) {
-        __m512d d = _mm512_sub_pd(load_tail(a + i, n - i), load_tail(b + i, n - i));
-        s1 = _mm512_fmadd_pd(d, d, s1);
-    }
-    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-}
-
 void frt_star_sqdist_multi_avx512(const float *x, const float *const *c, int nc, long n,
                                   double *out)
 {
@@ -83,6 +58,13 @@ void frt_star_sqdist_multi_avx512(const float *x, const float *const *c, int nc,
     }
 #undef STEP
     for (int j = 0; j < nc; j++) out[j] = _mm512_reduce_add_pd(_mm512_add_pd(s[j][0], s[j][1]));
+}
+
+double frt_star_sqdist_avx512(const float *a, const float *b, long n)
+{
+    double d;
+    frt_star_sqdist_multi_avx512(a, &b, 1, n, &d);
+    return d;
 }
 
 void frt_star_wmean_avx512(const float *const *x, const double *w, int cnt, double ws, long n,

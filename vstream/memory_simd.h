@@ -5,7 +5,9 @@
  * sqdist: sum over n of (a - b)^2. sqdist_multi: the same for one x against
  * nc <= 4 vectors c[0..nc), reading x once. wmean: dst = (float)((0 + w[0]
  * x[0] + w[1] x[1] + ...) / ws) elementwise, each product and sum rounded
- * separately in the order given, so every ISA gives the scalar code's bits. */
+ * separately in the order given, so every ISA gives the scalar code's bits.
+ * Within one ISA, sqdist(a, b) is bit for bit sqdist_multi's value for the
+ * same pair (the memory mixes them, and equal frames must tie exactly). */
 #ifndef FRT_VSTREAM_MEMORY_SIMD_H
 #define FRT_VSTREAM_MEMORY_SIMD_H
 

@@ -141,6 +141,7 @@ void frt_vstream_source_options_init(frt_vstream_source_options *o)
     o->open_timeout_ms = 10000;
     o->read_timeout_ms = 10000;
     o->max_reconnects = -1;
+    o->reconnect_max_ms = 8000;
     o->queue_len = 4;
 }
 
@@ -596,6 +597,7 @@ frt_status frt_vstream_start(frt_vstream *vs, const char *url,
     io.open_timeout_ms = so.open_timeout_ms;
     io.read_timeout_ms = so.read_timeout_ms;
     io.max_reconnects = so.max_reconnects;
+    if (so.reconnect_max_ms > 0) io.reconnect_max_ms = so.reconnect_max_ms;
     io.queue_len = so.queue_len > 0 ? so.queue_len : 4;
     frt_ingest *ing;
     FRT_TRY(frt_ingest_open(url, &io, &ing));

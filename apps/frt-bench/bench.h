@@ -43,6 +43,10 @@ bool bench_ckpt_add(bench_ckpt *c, frt_dtype dt, int ndim, const int64_t *shape,
                     bool constant, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 frt_status bench_ckpt_finish(bench_ckpt *c, const char *label, frt_st **out);
 double bench_ckpt_bytes(const bench_ckpt *c);
+/* CPU seconds this process has run, all threads: cpu / (wall x threads)
+ * over a timed stretch is the share of the machine it actually got (other
+ * load on a shared machine shows up here, not in the code's figures). */
+double bench_cpu_seconds(void);
 void bench_ckpt_free(bench_ckpt *c);
 
 /* Subcommands: argv[0] is the subcommand name. Return a process exit code. */

@@ -149,7 +149,8 @@ static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
 }
 
 typedef struct {
-    double prefill_s, decode_s, decode_best_s, decode_median_s, weight_bytes, rss;
+    double prefill_s, prefill_cpu, decode_s, decode_cpu, decode_best_s, decode_median_s,
+        weight_bytes, rss;
     bool ok;
 } llm_result;
 
@@ -208,16 +209,18 @@ static llm_result run_model(const llm_opts *o, const llm_dims *v)
     if (s == FRT_OK) s = frt_llama_rewind(m, 0);
     if (s == FRT_OK) {
         fprintf(stderr, "frt-bench llm: prefill of %lld tokens...\n", (long long)o->prefill);
-        double p0 = bench_now();
+        double p0 = bench_now(), c0 = bench_cpu_seconds();
         s = frt_llama_prefill(m, ids, NULL, o->prefill, logits, 1);
         r.prefill_s = bench_now() - p0;
+        r.prefill_cpu = bench_cpu_seconds() - c0;
         fprintf(stderr, "frt-bench llm: prefill %.2f s\n", r.prefill_s);
     }
     for (int64_t i = 0; s == FRT_OK && i < o->decode; i++) {
         int32_t next = argmax(logits, v->vocab);
-        double d0 = bench_now();
+        double d0 = bench_now(), c0 = bench_cpu_seconds();
         s = frt_llama_decode(m, next, logits);
         double dt = bench_now() - d0;
+        r.decode_cpu += bench_cpu_seconds() - c0;
         r.decode_s += dt;
         tok_s[i] = dt;
     }
@@ -293,9 +296,10 @@ int bench_llm_main(int argc, char **argv)
     snprintf(name, sizeof name, "prefill %s %lld tokens", scope, (long long)o.prefill);
     snprintf(extra, sizeof extra,
              "\"vs\": \"%s\", \"gflops\": %.2f, \"gflop\": %.1f, \"attn_gflop\": %.1f,"
-             " \"fma_peak_ratio\": %.3f, \"layers\": %lld",
+             " \"fma_peak_ratio\": %.3f, \"layers\": %lld, \"cpu_share\": %.2f",
              f32 ? "fma_peak" : "bf16_peak", gflops, prefill_flops * 1e-9, attn * 1e-9,
-             gflops / m.fma_peak_gflops, (long long)v.layers);
+             gflops / m.fma_peak_gflops, (long long)v.layers,
+             r.prefill_cpu / (r.prefill_s * m.threads));
     bench_out_row(out, name, "tokens_per_s", n / r.prefill_s, r.prefill_s * 1e3,
                   peak > 0 ? gflops / peak : 0, r.rss, extra);
 
@@ -305,10 +309,12 @@ int bench_llm_main(int argc, char **argv)
     snprintf(extra, sizeof extra,
              "\"vs\": \"dram\", \"weight_gb_per_token\": %.3f, \"gbps\": %.2f,"
              " \"bound_ms\": %.2f, \"kv_gb_per_token\": %.3f, \"best_token_ms\": %.2f,"
-             " \"mean_token_ms\": %.2f, \"ratio_with_kv\": %.3f, \"tokens\": %lld",
+             " \"mean_token_ms\": %.2f, \"ratio_with_kv\": %.3f, \"tokens\": %lld,"
+             " \"cpu_share\": %.2f",
              wbytes * 1e-9, wbytes / per_tok * 1e-9, bound * 1e3, kv_bytes * 1e-9,
              r.decode_best_s * 1e3, r.decode_s / (double)o.decode * 1e3,
-             (wbytes + kv_bytes) / (m.dram_gbps * 1e9) / per_tok, (long long)o.decode);
+             (wbytes + kv_bytes) / (m.dram_gbps * 1e9) / per_tok, (long long)o.decode,
+             r.decode_cpu / (r.decode_s * m.threads));
     bench_out_row(out, name, "tokens_per_s", 1.0 / per_tok, per_tok * 1e3, bound / per_tok, r.rss,
                   extra);
     bench_out_end(out);

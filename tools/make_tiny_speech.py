@@ -308,7 +308,7 @@ def make_goldens(w32, d):
         ),
     )
     t = e.shape[0]
-    put("pitch_refiner.init", rnd("pinit", [t]) + 5.0)
+    put("pitch_refiner.init", rnd("pinit", [t]))  # O(1): an init near 5 would hide the residual in float32
     put("pitch_refiner.eps", rnd("peps", [t]))
     put(
         "pitch_refiner.out",

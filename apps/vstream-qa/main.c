@@ -204,6 +204,7 @@ int main(int argc, char **argv)
         O_FORMAT,
         O_TIMEOUT,
         O_RECONNECTS,
+        O_RECMAX,
         O_MAXTOK,
         O_TEMP,
         O_STATUS,
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
         {"format", required_argument, NULL, O_FORMAT},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"max-reconnects", required_argument, NULL, O_RECONNECTS},
+        {"reconnect-max", required_argument, NULL, O_RECMAX},
         {"max-tokens", required_argument, NULL, O_MAXTOK},
         {"temperature", required_argument, NULL, O_TEMP},
         {"status", no_argument, NULL, O_STATUS},
@@ -284,6 +286,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             so.max_reconnects = (int)v;
+            break;
+        case O_RECMAX:
+            if (!parse_double(optarg, &v) || v < 0.001 || v > 3600) {
+                fprintf(stderr, "vstream-qa: --reconnect-max: bad value \"%s\"\n", optarg);
+                return EXIT_USAGE;
+            }
+            so.reconnect_max_ms = (int)(v * 1000);
             break;
         case O_MAXTOK:
             if (!parse_double(optarg, &v) || v < 1 || v > 1e6 || v != (int)v) {
@@ -410,10 +419,11 @@ int main(int argc, char **argv)
             line_len = 0;
         }
     }
-    if (status_tty) {
-        pthread_mutex_lock(&out_mu);
-        fputs("\r\033[K", stderr);
-        pthread_mutex_unlock(&out_mu);
+    if (show_status) { /* the final counters */
+        frt_vstream_status st;
+        frt_vstream_get_status(vs, &st);
+        print_status(&st);
+        if (status_tty) fputc('\n', stderr);
     }
     frt_vstream_close(vs);
     free(asks);

@@ -69,6 +69,7 @@ typedef struct frt_vstream_source_options {
     int open_timeout_ms;        /* 10000; 0: none */
     int read_timeout_ms;        /* 10000; 0: none */
     int max_reconnects;         /* failed tries in a row before a live source ends (-1: never) */
+    int reconnect_max_ms;       /* cap of the doubling wait between reconnect tries (8000) */
     int queue_len;              /* sampled frames between decoder and encoder (4) */
 } frt_vstream_source_options;
 

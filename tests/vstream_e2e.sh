@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# vstream-qa end to end: ffmpeg publishes testsrc to a local rtsp-server-perl
+# (UDP transport: the server refuses TCP readers), vstream-qa answers
+# scripted questions with --json on the tiny model; the publisher is killed
+# and restarted mid-stream, and the answers must go on (reconnect) with the
+# stream clock jumping, never resetting. Then the error paths: truncated and
+# garbage files, an unreachable server, a bad URL, a directory that is not a
+# model. Everything binds 127.0.0.1 and is killed on exit; bounded to ~1 min.
+# Usage: vstream_e2e.sh BUILD_DIR SOURCE_DIR. Exit 77 (skip) without ffmpeg
+# or rtsp-server-perl.
+set -euo pipefail
+build=$1
+src=$2
+command -v ffmpeg >/dev/null && command -v rtsp-server-perl >/dev/null || {
+  echo "skip: needs ffmpeg and rtsp-server-perl"; exit 77; }
+qa=$build/apps/vstream-qa
+test -x "$qa" || { echo "skip: $qa not built"; exit 77; }
+model=$src/tests/data/models/vstream-tiny
+tok=$src/tests/data/tokenizer/ws.model # the tiny Llama's 1000 ids hold its 600 pieces
+export FRT_LOG=${FRT_LOG:-warn}
+
+tmp=$(mktemp -d /tmp/frt-vstream-e2e-XXXXXX)
+server=; pub=; reader=
+cleanup() {
+  for p in $reader $pub $server; do kill "$p" 2>/dev/null || true; done
+  for p in $reader $pub $server; do wait "$p" 2>/dev/null || true; done
+  [ -n "${FRT_KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "vstream_e2e: FAILED: $*"
+  for f in server.log publisher.log qa.err qa.json; do
+    test -e "$tmp/$f" && { echo "--- $f"; tail -n 30 "$tmp/$f"; }
+  done
+  exit 1
+}
+
+# two free TCP ports chosen by the kernel; an RTP range away from ingest_live.sh's
+read -r cport sport < <(/usr/bin/python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+rtp=$(( 50000 + (RANDOM % 1000) * 10 ))
+
+timeout 110 rtsp-server-perl --clientport "$cport" --serverport "$sport" \
+  --client_listen_address 127.0.0.1 --source_listen_address 127.0.0.1 \
+  --rtp_start_port "$rtp" --loglevel 1 >"$tmp/server.log" 2>&1 &
+server=$!
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/"$sport") 2>/dev/null && break
+  sleep 0.1
+done
+
+publish() {
+  timeout 90 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 \
+    -c:v libx264 -preset ultrafast -tune zerolatency -g 10 -pix_fmt yuv420p \
+    -f rtsp "rtsp://127.0.0.1:$sport/live" >>"$tmp/publisher.log" 2>&1 &
+  pub=$!
+}
+publish
+sleep 2
+
+# scripted questions: two before the outage, two after it
+timeout 100 "$qa" --model "$model" --tokenizer "$tok" --json --status --max-tokens 16 \
+  --rtsp-transport udp --timeout 5 --reconnect-max 1 \
+  --ask "1:What is on the screen?" --ask "3:What colours do you see?" \
+  --ask "9:Did the picture change?" --ask "12:What happened at the end?" \
+  "rtsp://127.0.0.1:$cport/live" >"$tmp/qa.json" 2>"$tmp/qa.err" &
+reader=$!
+
+# once two answers are in, take the publisher away for a while
+for _ in $(seq 300); do
+  [ "$(wc -l <"$tmp/qa.json")" -ge 2 ] && break
+  kill -0 "$reader" 2>/dev/null || break
+  sleep 0.1
+done
+[ "$(wc -l <"$tmp/qa.json")" -ge 2 ] || fail "no answers before the outage"
+kill "$pub"; wait "$pub" 2>/dev/null || true
+sleep 3
+publish
+
+status=0
+wait "$reader" || status=$?
+reader=
+[ $status -eq 0 ] || fail "vstream-qa exited $status"
+kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true; pub=
+
+/usr/bin/python3 - "$tmp/qa.json" "$model/config.json" <<'EOF' || fail "answers"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+cfg = json.load(open(sys.argv[2]))
+asked = {"What is on the screen?": 1, "What colours do you see?": 3,
+         "Did the picture change?": 9, "What happened at the end?": 12}
+assert len(lines) == 4, "expected 4 answers, got %d" % len(lines)
+p_spa, p_tem, p_abs = cfg["compress_size"], cfg["compress_long_memory_size"], cfg["compress_Turing_memory_size"]
+n_spa, n_tem, n_abs = cfg["video_current_memory_length"], cfg["video_long_memory_length"], cfg["video_Turing_memory_length"]
+def tokens(f):  # vstream/memory.h
+    s = min(f, n_spa); l = f - s; r = min(3, min(l, n_tem))
+    return min(l, n_abs) * p_abs ** 2 + min(l, n_tem) * p_tem ** 2 + r * p_spa ** 2 + s * p_spa ** 2
+prev_t, prev_f = -1.0, 0
+for line in lines:
+    a = json.loads(line)
+    for k in ("id", "question", "answer", "status", "finish", "stream_time", "frames",
+              "memory_tokens", "prompt_tokens", "answer_tokens", "latency_ms"):
+        assert k in a, "missing %s in %s" % (k, line)
+    for k in ("queue", "snapshot", "prefill", "first_token", "total"):
+        assert a["latency_ms"][k] >= 0, line
+    assert a["status"] == "ok", line
+    assert a["finish"] in ("stop", "length"), line
+    assert isinstance(a["answer"], str)
+    assert a["stream_time"] >= asked[a["question"]], line
+    assert a["stream_time"] >= prev_t and a["frames"] >= prev_f, line
+    assert a["frames"] >= 1 and a["memory_tokens"] == tokens(a["frames"]), line
+    assert a["prompt_tokens"] > a["memory_tokens"] and a["answer_tokens"] <= 16, line
+    assert a["latency_ms"]["total"] >= a["latency_ms"]["queue"], line
+    prev_t, prev_f = a["stream_time"], a["frames"]
+# 1 fps: a frame per second of stream, except across the outage, where the
+# clock jumps by the time lost (it never resets)
+last = json.loads(lines[-1])
+assert last["frames"] + 2 <= last["stream_time"], "no jump across the outage: " + lines[-1]
+print("answers: ok (%d)" % len(lines))
+EOF
+grep -Eq "reconnects [1-9]" "$tmp/qa.err" || fail "no reconnect in the status lines"
+grep -q "stream .* | ingest .* fps | encode .* fps .* | dropped .* | memory .*/.* | last answer" \
+  "$tmp/qa.err" || fail "status line"
+
+# error paths: clear message, non-zero exit, quickly
+expect_fail() { # CODE PATTERN ARGS...
+  local code=$1 pat=$2; shift 2
+  local rc=0
+  timeout 30 "$qa" --no-status "$@" >"$tmp/err.out" 2>"$tmp/err.log" || rc=$?
+  [ $rc -eq "$code" ] || { cat "$tmp/err.log"; fail "$* exited $rc, expected $code"; }
+  grep -Eq -- "$pat" "$tmp/err.log" || { cat "$tmp/err.log"; fail "$*: message lacks '$pat'"; }
+  echo "ok ($rc): $(head -n 1 "$tmp/err.log")"
+}
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=160x120:rate=10 -t 6 \
+  -c:v libx264 -preset ultrafast -pix_fmt yuv420p "$tmp/whole.mp4"
+size=$(stat -c %s "$tmp/whole.mp4")
+head -c $(( size / 2 )) "$tmp/whole.mp4" >"$tmp/truncated.mp4" # the moov atom is at the end
+head -c 200000 /dev/urandom >"$tmp/garbage.mp4"
+closed=$(/usr/bin/python3 -c '
+import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect_fail 4 "truncated.mp4" --model "$model" --tokenizer "$tok" --ask "1:q" "$tmp/truncated.mp4"
+expect_fail 4 "garbage.mp4" --model "$model" --tokenizer "$tok" --ask "1:q" "$tmp/garbage.mp4"
+expect_fail 4 "no-such-file.mp4" --model "$model" --tokenizer "$tok" "$tmp/no-such-file.mp4"
+expect_fail 4 "127.0.0.1:$closed" --model "$model" --tokenizer "$tok" --timeout 3 \
+  --rtsp-transport udp "rtsp://127.0.0.1:$closed/live"
+expect_fail 4 "bogus://" --model "$model" --tokenizer "$tok" "bogus://nowhere/x"
+expect_fail 3 "not a model directory" --model "$tmp" --tokenizer "$tok" "$tmp/whole.mp4"
+expect_fail 3 "not a Flash-VStream model" --model "$src/tests/data/models/llama-tiny" \
+  --tokenizer "$tok" "$tmp/whole.mp4"
+expect_fail 2 "--model" "$tmp/whole.mp4"
+expect_fail 2 "T:QUESTION" --model "$model" --ask "no time" "$tmp/whole.mp4"
+
+# a whole file answers scripted questions, the last one past its end
+timeout 60 "$qa" --model "$model" --tokenizer "$tok" --json --no-status \
+  --ask "2:first" --ask "100:after the end" "$tmp/whole.mp4" >"$tmp/file.json" \
+  || fail "file run"
+[ "$(wc -l <"$tmp/file.json")" -eq 2 ] || fail "file answers"
+grep -q '"frames":6,' "$tmp/file.json" || fail "the answer after the end has all 6 frames"
+echo "vstream_e2e: passed"

@@ -5,8 +5,9 @@
  * (speed factor) -> pitch predictor + refinement -> pitch embedding ->
  * latent consistency model (1 or 2 steps) -> x latent_norm -> codec decoder
  * -> 16 kHz mono float PCM in [-1, 1].
- * reference audio -> codec encoder -> / latent_norm -> prompt encoder ->
- * 32 speaker tokens (a frt_fs_prompt).
+ * reference audio -> codec encoder (-> residual VQ when the config has
+ * codec_quantizers) -> / latent_norm -> prompt encoder -> 32 speaker tokens
+ * (a frt_fs_prompt).
  *
  * The checkpoint is a directory with config.json and model.safetensors; the
  * format (every key and tensor name) is documented in
@@ -17,7 +18,9 @@
  * of activation buffers sized at open for the limits below, so a call never
  * allocates big buffers. Every call that runs the network takes the model's
  * lock: calls on one model from several threads are safe and run one at a
- * time; open one model per thread for parallel synthesis. A frt_fs_prompt is
+ * time; open one model per thread for parallel synthesis. The model runs on
+ * the CPU backend (its glue loops touch activations in host memory). A
+ * frt_fs_prompt is
  * immutable after it is made and may be shared between threads and used
  * with the model that made it (or another model with the same hidden size
  * and query count). Getters are lock-free and thread-safe. */
@@ -44,7 +47,10 @@ typedef struct frt_fs_limits {
 
 /* Open dir (config.json + model.safetensors). limits may be NULL (defaults).
  * FRT_ERR_NOT_FOUND (missing file or tensor), FRT_ERR_FORMAT (bad config
- * value, wrong tensor shape), FRT_ERR_NOMEM; *out written only on success. */
+ * value, wrong tensor shape), FRT_ERR_UNSUPPORTED (an attention head dim
+ * that is not a multiple of 16), FRT_ERR_LIMIT (limits above 2^20),
+ * FRT_ERR_NOMEM; *out written only on success. F16/BF16 weights are
+ * converted to f32 once here; F32 ones are used in place from the mapping. */
 frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_fs_model **out);
 void frt_fs_model_close(frt_fs_model *m); /* NULL is fine */
 

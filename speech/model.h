@@ -20,10 +20,9 @@
  * lock: calls on one model from several threads are safe and run one at a
  * time; open one model per thread for parallel synthesis. The model runs on
  * the CPU backend (its glue loops touch activations in host memory). A
- * frt_fs_prompt is
- * immutable after it is made and may be shared between threads and used
- * with the model that made it (or another model with the same hidden size
- * and query count). Getters are lock-free and thread-safe. */
+ * frt_fs_prompt is immutable after it is made and may be shared between
+ * threads and used with the model that made it (or another model with the
+ * same hidden size and query count). Getters are lock-free and thread-safe. */
 #ifndef FRT_SPEECH_MODEL_H
 #define FRT_SPEECH_MODEL_H
 

@@ -10,7 +10,9 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "cpu.h"
 #include "memory.h"
+#include "memory_simd.h"
 #include "safetensors.h"
 #include "testutil.h"
 
@@ -145,6 +147,27 @@ Test(memory_parity, default_sizes)
 Test(memory_parity, default_sizes_compat)
 {
     parity("default_sizes_compat");
+}
+
+static const frt_cpu_info isa_scalar = {0}, isa_avx2 = {.avx2 = true},
+                          isa_all = {true, true, true, true};
+static const frt_cpu_info *const isas[] = {&isa_scalar, &isa_avx2, &isa_all};
+static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+
+/* The goldens again on each kernel path this CPU has (the tests above run
+ * the best one). */
+Test(memory_parity, every_isa)
+{
+    static const char *const names[] = {"tiny", "tiny_compat", "grid8_abs2", "default_sizes",
+                                        "default_sizes_compat"};
+    for (int isa = 0; isa < 3; isa++) {
+        frt_cpu_restrict(isas[isa]);
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            cr_log_info("%s %s", isa_names[isa], names[i]);
+            parity(names[i]);
+        }
+    }
+    frt_cpu_restrict(NULL);
 }
 
 /* vstream-tiny's config.json and checkpoint give the golden's settings and
@@ -547,4 +570,214 @@ Test(memory, allocation_failures)
         failed++;
     }
     cr_assert_gt(failed, 10);
+}
+
+static double naive_sqdist(const float *a, const float *b, long n)
+{
+    double s = 0;
+    for (long i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return s;
+}
+
+/* The vector kernels against naive twins at odd lengths (tails, single
+ * blocks): distances to 1e-12, sqdist bit for bit sqdist_multi's value for
+ * each vector, and means bit for bit the scalar formula, nothing written
+ * past n. */
+Test(memory_kernels, vector_twins)
+{
+    typedef struct {
+        const char *name;
+        bool have;
+        double (*sqdist)(const float *, const float *, long);
+        void (*multi)(const float *, const float *const *, int, long, double *);
+        void (*wmean)(const float *const *, const double *, int, double, long, float *);
+    } kern;
+    const frt_cpu_info *cpu = frt_cpu();
+    const kern ks[] = {
+        {"avx2", cpu->avx2, frt_star_sqdist_avx2, frt_star_sqdist_multi_avx2, frt_star_wmean_avx2},
+        {"avx512", cpu->avx512, frt_star_sqdist_avx512, frt_star_sqdist_multi_avx512,
+         frt_star_wmean_avx512},
+    };
+    static const long ns[] = {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 1023, 4097};
+    const long maxn = 4097;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    float *x[6], *dst = malloc((maxn + 1) * sizeof(float)), *ref = malloc(maxn * sizeof(float));
+    for (int i = 0; i < 6; i++) {
+        x[i] = malloc(maxn * sizeof(float));
+        tu_fill_uniform(&r, x[i], maxn, -3.0f, 3.0f);
+    }
+    int ran = 0;
+    for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+        if (!ks[k].have) continue;
+        ran++;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            const long n = ns[ni];
+            double d = ks[k].sqdist(x[0], x[1], n), want = naive_sqdist(x[0], x[1], n);
+            cr_assert(fabs(d - want) <= 1e-12 * want, "%s n %ld: %.17g vs %.17g", ks[k].name, n, d,
+                      want);
+            cr_assert_eq(ks[k].sqdist(x[2], x[2], n), 0.0);
+            for (int nc = 1; nc <= 4; nc++) {
+                const float *c[4] = {x[1], x[2], x[3], x[4]};
+                double out[4];
+                ks[k].multi(x[0], c, nc, n, out);
+                for (int j = 0; j < nc; j++)
+                    cr_assert(out[j] == ks[k].sqdist(x[0], c[j], n), "%s n %ld nc %d [%d]",
+                              ks[k].name, n, nc, j);
+            }
+            for (int cnt = 1; cnt <= 5; cnt++) {
+                const float *m[5] = {x[0], x[1], x[2], x[3], x[4]};
+                double w[5], ws = 0;
+                for (int j = 0; j < cnt; j++)
+                    ws += w[j] = j % 2 ? (double)(1 + tu_next(&r) % 7) : tu_uniform(&r, 0.1f, 3);
+                for (long i = 0; i < n; i++) {
+                    double acc = 0;
+                    for (int j = 0; j < cnt; j++) acc += w[j] * m[j][i];
+                    ref[i] = (float)(acc / ws);
+                }
+                tu_poison(dst, (size_t)n + 1);
+                float guard = dst[n];
+                ks[k].wmean(m, w, cnt, ws, n, dst);
+                cr_assert_eq(memcmp(dst, ref, (size_t)n * sizeof(float)), 0, "%s n %ld cnt %d",
+                             ks[k].name, n, cnt);
+                cr_assert_eq(memcmp(&dst[n], &guard, sizeof guard), 0);
+            }
+        }
+    }
+    cr_log_info("%d vector kernel sets checked", ran);
+    for (int i = 0; i < 6; i++) free(x[i]);
+    free(dst);
+    free(ref);
+}
+
+/* [p_in^2, dim] -> [p_out^2, dim] block means, as the memory computes them. */
+static void pool_ref(const float *in, int p_in, int p_out, int dim, float *out)
+{
+    const int k = p_in / p_out;
+    for (int oy = 0; oy < p_out; oy++)
+        for (int ox = 0; ox < p_out; ox++)
+            for (int c = 0; c < dim; c++) {
+                double acc = 0;
+                for (int y = oy * k; y < oy * k + k; y++)
+                    for (int x = ox * k; x < ox * k + k; x++)
+                        acc += in[((size_t)y * p_in + x) * dim + c];
+                out[((size_t)oy * p_out + ox) * dim + c] = (float)(acc / (k * k));
+            }
+}
+
+/* Retrieval keeps distances between pushes: over a long stream with scene
+ * changes, repeated frames (exact ties) and a wrapping buffer, every
+ * retrieved frame must be the buffered frame nearest its centroid by brute
+ * force (ties to the newest), and each centroid the weighted mean of its
+ * members. On every kernel path. */
+Test(memory, retrieval_and_clusters_match_brute_force_every_isa)
+{
+    frt_star_config c;
+    frt_star_config_default(&c, 13);
+    c.p_spa = 4;
+    c.p_tem = 2;
+    c.n_tem = 5;
+    c.n_abs = 3;
+    c.n_buff = 17;
+    const int frames = 150, scenes = 4;
+    const size_t fs = (size_t)c.p_spa * c.p_spa * c.dim, pd = (size_t)c.p_tem * c.p_tem * c.dim;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    float *proto = random_frames(&r, &c, scenes), *f = malloc(fs * frames * sizeof(float));
+    for (int t = 0; t < frames; t++) {
+        float *x = f + t * fs;
+        if (t >= 10 && t % 7 == 0) {
+            memcpy(x, f + (t - 1 - (int)(tu_next(&r) % 9)) * fs, fs * sizeof(float));
+            continue;
+        }
+        const float *p = proto + (size_t)((t / 12 + (int)(tu_next(&r) % 3 == 0)) % scenes) * fs;
+        for (size_t i = 0; i < fs; i++) x[i] = p[i] + 0.3f * tu_normal(&r);
+    }
+    float *pooled = malloc(pd * frames * sizeof(float));
+    for (int t = 0; t < frames; t++) pool_ref(f + t * fs, c.p_spa, c.p_tem, c.dim, pooled + t * pd);
+    float *prev = malloc(pd * (c.n_tem + 1) * sizeof(float));
+    double *prevw = malloc((c.n_tem + 1) * sizeof(double));
+    for (int isa = 0; isa < 3; isa++) {
+        frt_cpu_restrict(isas[isa]);
+        frt_star *m = make(&c, &r);
+        int prev_k = 0, ties = 0;
+        for (int t = 0; t < frames; t++) {
+            cr_assert_eq(frt_star_push(m, f + t * fs, t), FRT_OK);
+            frt_star_state st;
+            frt_star_inspect(m, &st);
+            const frt_star_snapshot *sn = frt_star_acquire(m);
+            const int lng = t; /* n_spa 1: frames 0..t-1 went long-term */
+            if (st.n_labels) {
+                /* points: the previous centroids, then the newest long-term frame */
+                memcpy(prev + (size_t)c.n_tem * pd, pooled + (size_t)(lng - 1) * pd,
+                       pd * sizeof(float));
+                prevw[c.n_tem] = 1;
+                for (int j = 0; j < st.n_clusters; j++) {
+                    double ws = 0;
+                    for (int i = 0; i <= c.n_tem; i++)
+                        if (st.labels[i] == j) ws += prevw[i];
+                    cr_assert_float_eq(st.weights[j], ws, 1e-9, "isa %s frame %d", isa_names[isa],
+                                       t);
+                    for (size_t e = 0; ws > 0 && e < pd; e++) {
+                        double acc = 0;
+                        for (int i = 0; i <= c.n_tem; i++)
+                            if (st.labels[i] == j) acc += prevw[i] * prev[i * pd + e];
+                        cr_assert_float_eq(st.centroids[j * pd + e], acc / ws,
+                                           1e-5 * (1 + fabs(acc / ws)), "isa %s frame %d",
+                                           isa_names[isa], t);
+                    }
+                }
+            }
+            prev_k = st.n_clusters;
+            memcpy(prev, st.centroids, (size_t)prev_k * pd * sizeof(float));
+            memcpy(prevw, st.weights, (size_t)prev_k * sizeof(double));
+
+            int chosen[3], nc = 0;
+            for (int q = 0; q < c.n_ret && q < st.n_clusters; q++) {
+                int best = -1;
+                for (int j = 0; j < st.n_clusters; j++) {
+                    bool taken = false;
+                    for (int u = 0; u < nc; u++) taken |= chosen[u] == j;
+                    if (!taken && (best < 0 || st.weights[j] > st.weights[best])) best = j;
+                }
+                chosen[nc++] = best;
+            }
+            cr_assert_eq(sn->n_ret_frames, nc);
+            const int first = lng > c.n_buff ? lng - c.n_buff : 0;
+            for (int q = 0; q < nc; q++) {
+                const float *cen = st.centroids + (size_t)chosen[q] * pd;
+                int best = -1;
+                double bd = 0;
+                for (int b = first; b < lng; b++) {
+                    double d = naive_sqdist(pooled + (size_t)b * pd, cen, (long)pd);
+                    if (best < 0 || d <= bd) {
+                        best = b;
+                        bd = d;
+                    }
+                }
+                const int64_t got = sn->ret_index[q];
+                cr_assert(got >= first && got < lng, "isa %s frame %d: %lld outside the buffer",
+                          isa_names[isa], t, (long long)got);
+                double gd = naive_sqdist(pooled + (size_t)got * pd, cen, (long)pd);
+                if (got != best) /* only a rounding-level near tie may differ */
+                    cr_assert(fabs(gd - bd) <= 1e-12 * bd &&
+                                  !(memcmp(pooled + (size_t)got * pd, pooled + (size_t)best * pd,
+                                           pd * sizeof(float)) == 0 &&
+                                    got < best),
+                              "isa %s frame %d retrieved %d: %lld (%.17g) vs %d (%.17g)",
+                              isa_names[isa], t, q, (long long)got, gd, best, bd);
+                for (int b = first; b < lng; b++)
+                    ties += b != best && bd == naive_sqdist(pooled + (size_t)b * pd, cen, (long)pd);
+            }
+            frt_star_release(m, sn);
+        }
+        cr_assert_gt(ties, 0, "the stream must retrieve a repeated frame (ties)");
+        frt_star_free(m);
+    }
+    frt_cpu_restrict(NULL);
+    free(prev);
+    free(prevw);
+    free(pooled);
+    free(f);
+    free(proto);
 }

@@ -78,7 +78,14 @@ done
 [ "$(wc -l <"$tmp/qa.json")" -ge 2 ] || fail "no answers before the outage"
 kill "$pub"; wait "$pub" 2>/dev/null || true
 sleep 3
-publish
+# the server may refuse a new publisher for a moment after losing the old
+# one: try again until one stays up
+for _ in 1 2 3 4 5; do
+  publish
+  sleep 1.5
+  kill -0 "$pub" 2>/dev/null && break
+  echo "publisher restart refused, retrying" >>"$tmp/publisher.log"
+done
 
 status=0
 wait "$reader" || status=$?

@@ -361,9 +361,12 @@ static void kmeans(frt_star *m)
                 m->src_pt[j] = r;
                 m->is_mean[j] = 0;
             }
+            /* no movement: the same values (at most a zero's sign differs) */
             double mv = kn->sqdist(cj, next, pd);
-            memcpy(cj, next, (size_t)pd * sizeof(float));
-            if (mv != 0) m->col_ok[j] = 0;
+            if (mv != 0) {
+                memcpy(cj, next, (size_t)pd * sizeof(float));
+                m->col_ok[j] = 0;
+            }
             diff += sqrt(mv);
         }
         memcpy(m->prev_labels, m->labels, (size_t)n * sizeof(int));

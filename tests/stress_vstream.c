@@ -61,9 +61,10 @@ static void *asker(void *arg)
         snprintf(q, sizeof q, "Question %d from thread %u?", i, (unsigned)(uintptr_t)arg);
         uint64_t id;
         frt_status s = frt_vstream_ask(vs, q, on_answer, NULL, &id);
-        if (s == FRT_ERR_LIMIT) {
+        if (s == FRT_ERR_LIMIT) { /* full: told so, and asked again */
             atomic_fetch_add(&rejected_full, 1);
-            usleep(2000);
+            usleep(1000);
+            i--;
             continue;
         }
         if (s != FRT_OK) {
@@ -160,12 +161,13 @@ int main(void)
     check(atomic_load(&bad_status) == 0, "answers OK or cancelled");
     check(atomic_load(&bad_tokens) == 0, "snapshots complete (tokens match frames)");
     check(atomic_load(&bad_order) == 0, "no piece after a final; frames monotonic");
-    check(atomic_load(&rejected_full) > 0 || atomic_load(&accepted) == ASKERS * PER_ASKER + late,
-          "every ask accepted or reported full");
+    check(atomic_load(&accepted) == ASKERS * PER_ASKER + late, "every question got in");
+    check(atomic_load(&rejected_full) > 0, "a full queue was reported");
     fprintf(stderr,
             "stress_vstream: %d accepted, %d rejected (queue full), %d cancelled, %lld frames\n",
             atomic_load(&accepted), atomic_load(&rejected_full), atomic_load(&cancels),
             (long long)st.frames);
+    fflush(stderr);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

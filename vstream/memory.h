@@ -54,7 +54,22 @@
  *
  * Arithmetic: the state (centroids, pooled frames, abstract slots) is float32;
  * every reduction and intermediate is float64, rounded once when stored;
- * cluster weights are float64. Deterministic for a given seed.
+ * cluster weights are float64. Distances are summed in an order that depends
+ * on the kernel path (AVX-512, AVX2 or scalar: frt_cpu() at each push), so
+ * two paths may break a rounding-level near tie differently; equal frames
+ * tie exactly on every path, and means are the same bits on all.
+ * Deterministic for a given seed and path.
+ *
+ * Cost (the bar: 5 ms per frame at dim 1024 on one core; frt-bench memory):
+ * work whose inputs did not change is not redone. The clustering reuses
+ * distances between points that are bit for bit points of the previous
+ * clustering, and within one clustering recomputes only the distances to
+ * centroids that moved and the means of clusters whose members changed;
+ * retrieval keeps each surviving centroid's distances to the buffered
+ * frames and computes only newly buffered frames and new centroids (one
+ * pass over the buffer for all of them); with one new abstract token the
+ * softmax is 1 (W = alpha), so q and k are not computed, and compat keeps
+ * q(M) and each token's k until they change. push allocates nothing.
  *
  * Threads: one writer calls frt_star_push (and frt_star_inspect); any number
  * of readers call frt_star_acquire/release/copy at the same time. After each

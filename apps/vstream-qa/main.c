@@ -47,6 +47,7 @@ static void usage(FILE *f)
         "  --temperature T        0 = greedy (default)\n"
         "  --status               status line on stderr even when it is not a terminal\n"
         "  --no-status            no status line\n"
+        "  --status-interval S    seconds between status lines (default 1)\n"
         "  -h, --help             this text\n"
         "\n"
         "exit status: 0 done, 1 the source failed while running or a question failed,\n"
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
     scripted *asks = NULL;
     int n_asks = 0;
     int status_mode = -1; /* -1: when stderr is a terminal */
+    double status_every = 1.0;
 
     enum {
         O_MODEL = 256,
@@ -208,7 +210,8 @@ int main(int argc, char **argv)
         O_MAXTOK,
         O_TEMP,
         O_STATUS,
-        O_NOSTATUS
+        O_NOSTATUS,
+        O_STATUSINT
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -226,6 +229,7 @@ int main(int argc, char **argv)
         {"temperature", required_argument, NULL, O_TEMP},
         {"status", no_argument, NULL, O_STATUS},
         {"no-status", no_argument, NULL, O_NOSTATUS},
+        {"status-interval", required_argument, NULL, O_STATUSINT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -310,6 +314,13 @@ int main(int argc, char **argv)
             break;
         case O_STATUS: status_mode = 1; break;
         case O_NOSTATUS: status_mode = 0; break;
+        case O_STATUSINT:
+            if (!parse_double(optarg, &v) || v < 0.01 || v > 3600) {
+                fprintf(stderr, "vstream-qa: --status-interval: bad value \"%s\"\n", optarg);
+                return EXIT_USAGE;
+            }
+            status_every = v;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -354,7 +365,7 @@ int main(int argc, char **argv)
     while (!interrupted) {
         frt_vstream_status st;
         frt_vstream_get_status(vs, &st);
-        if (show_status && now_s() - last_status >= 1.0) {
+        if (show_status && now_s() - last_status >= status_every) {
             print_status(&st);
             last_status = now_s();
         }

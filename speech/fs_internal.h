@@ -216,6 +216,12 @@ frt_status fs_consistency(frt_fs_model *m, const fs_wavenet *wn, const float *x,
 frt_status fs_refine(frt_fs_model *m, const fs_wavenet *wn, const float *init, const float *eps,
                      int64_t len, const float *cond, const float *spk, float *out);
 
+/* Floats of arena one call needs: either encoder over len tokens, a
+ * predictor over len, a WaveNet of ch channels and cin inputs over len
+ * (refine: through fs_refine). */
+size_t fs_scratch_encoder(const fs_config *c, int64_t len);
+size_t fs_scratch_prosody(const fs_config *c, int64_t len);
+size_t fs_scratch_wavenet(const fs_config *c, int ch, int cin, int64_t len, bool refine);
 /* Floats of arena the codec needs for enc_samples of reference audio or
  * dec_frames of latents. */
 size_t fs_codec_scratch(const fs_config *cfg, int64_t enc_samples, int64_t dec_frames);

@@ -518,23 +518,47 @@ static size_t wide(size_t a, size_t b)
     return a > b ? a : b;
 }
 
+/* Arena floats per module call (each counts the fs_take calls of the module
+ * at its peak, before the 64-byte rounding that FS_ARENA_SLACK covers).
+ * tests/test_speech_model.c checks each against a measured peak. */
+size_t fs_scratch_encoder(const fs_config *c, int64_t len)
+{
+    /* layer: attention out, cond-LN vectors, q k v o, FFN x^T and filter;
+     * around it x, positions, g; after it the query attention */
+    size_t l = (size_t)len, h = (size_t)c->hidden, q = (size_t)c->n_queries;
+    return l * (7 * h + (size_t)c->ffn_filter) + 8 * h + 2 * q * h;
+}
+
+size_t fs_scratch_prosody(const fs_config *c, int64_t len)
+{
+    /* cur, x^T, conv out, normed (4 L pf), attention q, o (2 L pf), k, v */
+    size_t pf = wide(wide((size_t)c->dur_filters, (size_t)c->pitch_filters), (size_t)c->hidden);
+    return (size_t)len * 6 * pf + 2 * (size_t)c->n_queries * pf;
+}
+
+size_t fs_scratch_wavenet(const fs_config *c, int ch, int cin, int64_t len, bool refine)
+{
+    /* peak inside FiLM's attention: h, skip, u, z, o (7 C L), FiLM's u^T,
+     * attention out, gamma|beta (6 C L), q and o (2 C L), k and v (2 Q C),
+     * the time vectors (8 C); the scaled input (cin L); a refiner's x, r
+     * and cond^T (2 L + H L) */
+    size_t l = (size_t)len, cc = (size_t)ch;
+    size_t s = l * (15 * cc + (size_t)cin) + 8 * cc + 2 * (size_t)c->n_queries * cc;
+    return refine ? s + l * (2 + (size_t)c->hidden) : s;
+}
+
 /* Floats of arena for the largest module call at the limits, plus what the
- * pipeline keeps across modules. Every formula counts each fs_take of the
- * module it names (rounded up); the slack covers the 64-byte rounding of
- * each take. The exact-limits test in tests/test_speech_model.c runs at the
- * bound. */
+ * pipeline keeps across modules. */
 static size_t arena_floats(const frt_fs_model *m)
 {
     const fs_config *c = &m->cfg;
     size_t n = (size_t)m->max_phonemes, t = (size_t)m->max_frames, p = (size_t)m->max_prompt_frames;
     size_t h = (size_t)c->hidden, q = (size_t)c->n_queries, d = (size_t)c->latent_dim;
-    size_t l = wide(n, p);
-    size_t enc = l * (7 * h + (size_t)c->ffn_filter) + 8 * h + 2 * q * h;
-    size_t pf = wide(wide((size_t)c->dur_filters, (size_t)c->pitch_filters), h);
-    size_t pros = wide(n, t) * 6 * pf + 2 * q * pf;
-    size_t rc = (size_t)c->refiner_channels, wc = (size_t)c->wn_channels;
-    size_t wn_ref = wide(n, t) * (13 * rc + 3 + h) + 8 * rc + 2 * q * rc;
-    size_t wn_lcm = t * (13 * wc + d) + 8 * wc + 2 * q * wc;
+    int64_t nt = (int64_t)wide(n, t);
+    size_t enc = fs_scratch_encoder(c, (int64_t)wide(n, p));
+    size_t pros = fs_scratch_prosody(c, nt);
+    size_t wn_ref = fs_scratch_wavenet(c, c->refiner_channels, 1, nt, true);
+    size_t wn_lcm = fs_scratch_wavenet(c, c->wn_channels, c->latent_dim, (int64_t)t, false);
     size_t codec = fs_codec_scratch(c, (int64_t)(p * (size_t)c->hop), (int64_t)t);
     size_t scratch = wide(wide(enc, pros), wide(wide(wn_ref, wn_lcm), codec));
     /* kept by synthesize: the zero prompt, h, log-durations, durations,

@@ -863,3 +863,65 @@ Test(fs_limits, allocation_failures)
     cr_assert_eq(frt_fs_model_open(TINY, &huge, &m2), FRT_ERR_LIMIT);
     frt_fs_model_close(m);
 }
+
+/* ---- the arena budget of each module against its measured peak -------------- */
+
+static void reset_peak(frt_fs_model *m)
+{
+    m->arena.used = 0;
+    m->arena.peak = 0;
+}
+
+/* peak bytes within the formula's floats, give or take the 64-byte rounding
+ * of at most 64 takes */
+static void within(const frt_fs_model *m, size_t floats, const char *what)
+{
+    cr_log_info("%s: %zu of %zu budgeted bytes", what, m->arena.peak, floats * sizeof(float));
+    cr_assert(m->arena.peak <= floats * sizeof(float) + 64 * 64, "%s: %zu bytes, budget %zu", what,
+              m->arena.peak, floats * sizeof(float));
+}
+
+Test(fs_module, scratch_budgets)
+{
+    const fs_config *c = &model->cfg;
+    int64_t n, t;
+    const float *spk = g32("prompt_encoder.out", NULL);
+    const int32_t *ids = gi32("phoneme_encoder.ids", &n);
+    const float *e = g32("length_regulator.out", &t);
+    t /= c->hidden;
+    float *out = buf((size_t)(t * c->hidden * 4 + 4096));
+    reset_peak(model);
+    cr_assert_eq(fs_phoneme_encoder(model, ids, n, spk, out), FRT_OK);
+    within(model, fs_scratch_encoder(c, n), "phoneme encoder");
+    int64_t tp;
+    const float *lat = g32("prompt_encoder.latents", &tp);
+    tp /= c->latent_dim;
+    reset_peak(model);
+    cr_assert_eq(fs_prompt_encoder(model, lat, tp, out), FRT_OK);
+    within(model, fs_scratch_encoder(c, tp), "prompt encoder");
+    reset_peak(model);
+    cr_assert_eq(fs_prosody_predict(model, &model->w.pitch, e, t, spk, out), FRT_OK);
+    within(model, fs_scratch_prosody(c, t), "pitch predictor");
+    reset_peak(model);
+    cr_assert_eq(fs_refine(model, &model->w.pitch_ref, g32("pitch_refiner.init", NULL),
+                           g32("pitch_refiner.eps", NULL), t, e, spk, out),
+                 FRT_OK);
+    within(model, fs_scratch_wavenet(c, c->refiner_channels, 1, t, true), "pitch refiner");
+    float *ct = buf((size_t)(t * c->hidden));
+    fs_transpose(ct, g32("pitch_embed.out", NULL), t, c->hidden);
+    reset_peak(model);
+    cr_assert_eq(fs_consistency(model, &model->w.lcm, g32("lcm.x", NULL), t, 2.0, ct, spk, out),
+                 FRT_OK);
+    within(model, fs_scratch_wavenet(c, c->wn_channels, c->latent_dim, t, false), "LCM");
+    reset_peak(model);
+    cr_assert_eq(fs_codec_decode(model, g32("codec_decoder.z", NULL), 5, out), FRT_OK);
+    within(model, fs_codec_scratch(c, 0, 5), "codec decoder");
+    int64_t np;
+    const float *pcm = g32("codec_encoder.pcm", &np);
+    int64_t ns = np / c->hop * c->hop; /* whole frames: no padding needed */
+    reset_peak(model);
+    cr_assert_eq(fs_codec_encode(model, pcm, ns, out), FRT_OK);
+    within(model, fs_codec_scratch(c, ns, 0), "codec encoder");
+    frt_free(ct);
+    frt_free(out);
+}

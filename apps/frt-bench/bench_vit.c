@@ -10,7 +10,10 @@
  * is what the GEMMs get out of the frame. The PyTorch row runs the
  * repository's reference (tools/reference/clip.py through
  * tools/bench/torch_vit.py) with f32 weights on the same thread count in a
- * subprocess of this run; its ratio is PyTorch's time over ours (f32). */
+ * subprocess of this run; its ratio is PyTorch's time over ours (f32).
+ * Each row also gives cpu_share (CPU seconds over wall x threads) and the
+ * PyTorch row the CPU-time ratio: on a shared machine the two runs may get
+ * different shares of it. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -114,7 +117,7 @@ static bool add_tower(bench_ckpt *c, frt_dtype dt, const vit_dims *v, int64_t ru
 }
 
 typedef struct {
-    double sec, cpu_share, rss, weight_mb;
+    double sec, cpu_sec, cpu_share, rss, weight_mb;
     bool ok;
 } vit_result;
 
@@ -168,6 +171,7 @@ static vit_result run_model(const vit_opts *o, const vit_dims *v, frt_dtype dt)
                 rep, dt_s, rep ? "" : " (warm-up)");
         if (rep > 0 && (r.sec == 0 || dt_s < r.sec)) {
             r.sec = dt_s;
+            r.cpu_sec = cpu;
             r.cpu_share = cpu / (dt_s * frt_pool_size(frt_pool_default()));
         }
     }
@@ -211,8 +215,10 @@ static bool find_script(char *out, size_t cap)
     return false;
 }
 
-/* Seconds per frame of the PyTorch reference, or 0 (reason in note). */
-static double run_torch(const vit_opts *o, const vit_dims *v, int threads, char *note, size_t cap)
+/* Seconds per frame of the PyTorch reference, or 0 (reason in note);
+ * *cpu_sec the process CPU seconds of that frame. */
+static double run_torch(const vit_opts *o, const vit_dims *v, int threads, char *note, size_t cap,
+                        double *cpu_sec)
 {
     char script[PATH_MAX];
     if (o->script)
@@ -248,6 +254,8 @@ static double run_torch(const vit_opts *o, const vit_dims *v, int threads, char 
                  TORCH_PYTHON);
         return 0;
     }
+    const char *kc = strstr(last, "\"cpu_sec\":");
+    if (!kc || sscanf(kc + 10, "%lf", cpu_sec) != 1) *cpu_sec = 0;
     const char *ver = strstr(last, "\"torch\": \"");
     if (ver) {
         ver += 10;
@@ -334,10 +342,10 @@ int bench_vit_main(int argc, char **argv)
     m.bf16_peak_gflops = fmax(m.bf16_peak_gflops, m2.bf16_peak_gflops);
     m.dram_gbps = fmax(m.dram_gbps, m2.dram_gbps);
     if (o.bf16) bf16 = run_model(&o, &v, FRT_BF16);
-    double torch_sec = 0;
+    double torch_sec = 0, torch_cpu = 0;
     char note[256] = "";
     if (o.torch && o.f32 && f32.ok)
-        torch_sec = run_torch(&o, &v, m.threads, note, sizeof note);
+        torch_sec = run_torch(&o, &v, m.threads, note, sizeof note, &torch_cpu);
     else if (o.torch)
         snprintf(note, sizeof note, "needs the f32 row");
     else
@@ -375,8 +383,10 @@ int bench_vit_main(int argc, char **argv)
         if (torch_sec > 0 && f32.ok) {
             snprintf(extra, sizeof extra,
                      "\"vs\": \"pytorch reference (tools/reference/clip.py)\", \"torch_ms\": %.2f,"
-                     " \"torch_frames_per_s\": %.3f, \"note\": \"%s\"",
-                     torch_sec * 1e3, 1.0 / torch_sec, note);
+                     " \"torch_frames_per_s\": %.3f, \"cpu_ms\": %.1f, \"torch_cpu_ms\": %.1f,"
+                     " \"cpu_time_ratio\": %.3f, \"note\": \"%s\"",
+                     torch_sec * 1e3, 1.0 / torch_sec, f32.cpu_sec * 1e3, torch_cpu * 1e3,
+                     torch_cpu > 0 && f32.cpu_sec > 0 ? torch_cpu / f32.cpu_sec : 0, note);
             bench_out_row(out, name, "frames_per_s", 1.0 / f32.sec, f32.sec * 1e3,
                           torch_sec / f32.sec, 0, extra);
         } else {

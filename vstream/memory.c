@@ -42,10 +42,13 @@ struct frt_star {
     int64_t *buf_idx;
     int buf_head, buf_count;
     int64_t writes; /* frames written to the ring: write w went to slot w % n_buff */
-    /* retrieval: rc row j holds centroid j's distances to the buffer slots,
-     * complete for the writes before rc_stamp[j] (-1: none). A centroid that
-     * survives a clustering unchanged keeps its row (m->origin). */
+    /* retrieval: rc row j holds, for each buffer slot, centroid j's squared
+     * distance to it (rx set) or a lower bound of it (rx clear), for the
+     * writes before rc_stamp[j] (-1: none). A centroid that survives a
+     * clustering unchanged keeps its row (m->origin); a new mean gets bounds
+     * from a member's row by the triangle inequality. */
     double *rc, *rc_next;              /* [n_tem, n_buff] */
+    unsigned char *rx, *rx_next;       /* [n_tem, n_buff] */
     int64_t *rc_stamp, *rc_stamp_next; /* [n_tem] */
     /* compat: the first n_tem long-term frames */
     float *early;
@@ -453,21 +456,53 @@ static void attend(frt_star *m, float *out, int ntok)
     if (out == mem) m->q_ok = false;
 }
 
-/* Carry each surviving centroid's retrieval row to its new index. */
+/* Carry each surviving centroid's retrieval row to its new index; give a
+ * new mean lower bounds from its nearest member that had a row:
+ * d(b, c) >= d(b, x) - d(x, c), shrunk well past rounding (1e-9) so a bound
+ * never exceeds the distance sqdist would compute. */
 static void remap_rows(frt_star *m)
 {
     const int k = m->c.n_tem, nb = m->c.n_buff;
+    const long pd = m->pd;
     if (m->c.compat || nb == 0) return;
     for (int j = 0; j < k; j++) {
-        int o = m->origin[j];
-        m->rc_stamp_next[j] = o >= 0 && o < k ? m->rc_stamp[o] : -1;
-        if (m->rc_stamp_next[j] >= 0)
-            memcpy(m->rc_next + (size_t)j * nb, m->rc + (size_t)o * nb,
-                   (size_t)nb * sizeof(double));
+        const int o = m->origin[j];
+        double *row = m->rc_next + (size_t)j * nb;
+        unsigned char *rx = m->rx_next + (size_t)j * nb;
+        m->rc_stamp_next[j] = -1;
+        if (o >= 0 && o < k) {
+            if ((m->rc_stamp_next[j] = m->rc_stamp[o]) >= 0) {
+                memcpy(row, m->rc + (size_t)o * nb, (size_t)nb * sizeof(double));
+                memcpy(rx, m->rx + (size_t)o * nb, (size_t)nb);
+            }
+            continue;
+        }
+        if (o >= 0) continue;
+        int ref = -1;
+        double dref = 0;
+        for (int i = 0; i < k; i++) {
+            if (m->labels[i] != j || m->rc_stamp[i] < 0) continue;
+            double d = m->kern->sqdist(m->pts + (size_t)i * pd, m->cent + (size_t)j * pd, pd);
+            if (ref < 0 || d < dref) {
+                ref = i;
+                dref = d;
+            }
+        }
+        if (ref < 0) continue;
+        const double r = sqrt(dref) * (1 + 1e-9), *src = m->rc + (size_t)ref * nb;
+        for (int b = 0; b < nb; b++) {
+            double g = sqrt(src[b]) * (1 - 1e-9) - r;
+            row[b] = g > 0 ? g * g * (1 - 1e-9) : 0;
+        }
+        memset(rx, 0, (size_t)nb);
+        m->rc_stamp_next[j] = m->rc_stamp[ref];
     }
     double *t = m->rc;
     m->rc = m->rc_next;
     m->rc_next = t;
+    unsigned char *tx = m->rx;
+    m->rx = m->rx_next;
+    m->rx_next = tx;
     int64_t *ts = m->rc_stamp;
     m->rc_stamp = m->rc_stamp_next;
     m->rc_stamp_next = ts;
@@ -579,6 +614,7 @@ static void retrieve(frt_star *m)
             int pos = (int)(w % nb);
             m->rc[(size_t)j * nb + pos] =
                 m->kern->sqdist(m->buf_pool + (size_t)pos * pd, m->cent + (size_t)j * pd, pd);
+            m->rx[(size_t)j * nb + pos] = 1;
         }
         m->rc_stamp[j] = m->writes;
     }
@@ -588,16 +624,39 @@ static void retrieve(frt_star *m)
         for (int g = 0; g < nf; g += 4)
             m->kern->sqdist_multi(m->buf_pool + (size_t)pos * pd, cp + g, nf - g < 4 ? nf - g : 4,
                                   pd, d + g);
-        for (int f = 0; f < nf; f++) m->rc[(size_t)full[f] * nb + pos] = d[f];
+        for (int f = 0; f < nf; f++) {
+            m->rc[(size_t)full[f] * nb + pos] = d[f];
+            m->rx[(size_t)full[f] * nb + pos] = 1;
+        }
     }
     for (int f = 0; f < nf; f++) m->rc_stamp[full[f]] = m->writes;
-    /* oldest first, so ties go to the newest */
     for (int t = 0; t < nc; t++) {
-        const double *row = m->rc + (size_t)chosen[t] * nb;
+        const int j = chosen[t];
+        double *row = m->rc + (size_t)j * nb;
+        unsigned char *rx = m->rx + (size_t)j * nb;
+        const float *cj = m->cent + (size_t)j * pd;
+        /* until the smallest entry is a distance, compute the smallest bound;
+         * then a bound equal to it might still tie */
+        double low;
+        for (;;) {
+            int s = -1;
+            for (int b = 0; b < m->buf_count; b++)
+                if (s < 0 || row[b] < row[s]) s = b;
+            low = row[s];
+            if (rx[s]) break;
+            row[s] = m->kern->sqdist(m->buf_pool + (size_t)s * pd, cj, pd);
+            rx[s] = 1;
+        }
+        for (int b = 0; b < m->buf_count; b++)
+            if (!rx[b] && row[b] <= low) {
+                row[b] = m->kern->sqdist(m->buf_pool + (size_t)b * pd, cj, pd);
+                rx[b] = 1;
+            }
+        /* oldest first, so ties go to the newest */
         int best = -1;
         for (int b = 0; b < m->buf_count; b++) {
             const int pos = (m->buf_head + b) % nb;
-            if (best < 0 || row[pos] <= row[best]) best = pos;
+            if (rx[pos] && (best < 0 || row[pos] <= row[best])) best = pos;
         }
         m->ret_frame[m->n_ret_frames] = m->buf + (size_t)best * m->fs;
         m->ret_index[m->n_ret_frames++] = m->buf_idx[best];
@@ -779,6 +838,8 @@ frt_status frt_star_create(const frt_star_config *c, const float *q_w, const flo
     m->origin = zalloc(K, sizeof(int), &ok);
     m->rc = zalloc(K * c->n_buff, sizeof(double), &ok);
     m->rc_next = zalloc(K * c->n_buff, sizeof(double), &ok);
+    m->rx = zalloc(K * c->n_buff, 1, &ok);
+    m->rx_next = zalloc(K * c->n_buff, 1, &ok);
     m->rc_stamp = zalloc(K, sizeof(int64_t), &ok);
     m->rc_stamp_next = zalloc(K, sizeof(int64_t), &ok);
     m->labels = zalloc(K + 1, sizeof(int), &ok);
@@ -879,7 +940,9 @@ void frt_star_free(frt_star *m)
                     m->rc,
                     m->rc_next,
                     m->rc_stamp,
-                    m->rc_stamp_next};
+                    m->rc_stamp_next,
+                    m->rx,
+                    m->rx_next};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) frt_free(ptrs[i]);
     for (int i = 0; i < FRT_STAR_SLOTS; i++) frt_free(m->slots[i].tokens);
     frt_free(m);

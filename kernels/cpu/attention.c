@@ -303,10 +303,12 @@ frt_status frt_cpu_flash_attn(const frt_attn_args *a, frt_pool *pool)
 
 /* Keys per block. A unit walks its key chunk block by block and, within a
  * block, head by head, so with the usual [token][head][d] cache layout it
- * streams one contiguous region; each head's rows of the next block are
- * prefetched while the current one is processed (a 32-key block of 32 heads
- * x d = 128 is 256 KiB in f16, so two blocks stay within L2). */
+ * streams one contiguous region. The rows of the (block, head) step
+ * DEC_AHEAD steps later are prefetched while a step computes: far enough
+ * ahead to hide the DRAM latency, near enough (64 KiB at d = 128 in f16)
+ * that nothing prefetched is evicted from L2 before its use. */
 #define DEC_BK        32
+#define DEC_AHEAD     4
 #define DEC_RG        16 /* query rows per pass over a block */
 #define DEC_SUB       16 /* keys per slice of a block between prefetches */
 #define DEC_MIN_CHUNK 512
@@ -363,8 +365,15 @@ static void decode_unit(decode_job *j, float *ws, int64_t u)
         }
     for (int64_t k0 = c0; k0 < c1; k0 += DEC_BK) {
         int jn = (int)min64(DEC_BK, c1 - k0), jnp = (jn + 15) & ~15;
-        int64_t next = min64(DEC_BK, c1 - k0 - jn);
         for (int64_t kvh = h0; kvh < h1; kvh++) {
+            /* The step to prefetch for: DEC_AHEAD heads on, wrapping into
+             * the following blocks. */
+            int64_t pk0 = k0, ph = kvh + DEC_AHEAD;
+            while (ph >= h1) {
+                ph -= h1 - h0;
+                pk0 += DEC_BK;
+            }
+            int64_t pn = pk0 < c1 ? min64(DEC_BK, c1 - pk0) : 0;
             const int32_t *list = j->list + kvh * j->rows;
             int64_t cnt = j->count[kvh];
             if (!cnt) continue;
@@ -373,12 +382,11 @@ static void decode_unit(decode_job *j, float *ws, int64_t u)
             /* Rows a cache line apart in the same L1 set (a stride of 8 KiB
              * with 32 heads) would thrash while the score kernel reads 16
              * of them at once: K is converted (or copied) once into
-             * contiguous f32 rows. The next block's rows are prefetched a
-             * slice at a time between the kernels, so the memory stays
-             * busy while they compute. */
+             * contiguous f32 rows. The prefetches go out a slice at a time
+             * between the kernels, so the memory stays busy while they
+             * compute. */
             for (int x = 0; x < jn; x += DEC_SUB) {
-                prefetch_rows(a, a->k, a->k_st, a->k_sh, kvh, k0 + jn + x,
-                              min64(DEC_SUB, next - x));
+                prefetch_rows(a, a->k, a->k_st, a->k_sh, ph, pk0 + x, min64(DEC_SUB, pn - x));
                 kern->convert(a->kv_dtype, kv_row(a, a->k, k0 + x, a->k_st, a->k_sh, kvh), a->k_st,
                               (int)min64(DEC_SUB, jn - x), d, kc + x * d);
             }
@@ -409,8 +417,8 @@ static void decode_unit(decode_job *j, float *ws, int64_t u)
                 }
                 for (int x = 0; x < jn; x += DEC_SUB) {
                     if (t0 == 0)
-                        prefetch_rows(a, a->v, a->v_st, a->v_sh, kvh, k0 + jn + x,
-                                      min64(DEC_SUB, next - x));
+                        prefetch_rows(a, a->v, a->v_st, a->v_sh, ph, pk0 + x,
+                                      min64(DEC_SUB, pn - x));
                     kern->pv(a->kv_dtype, s + x, DEC_BK, 1, nr,
                              kv_row(a, a->v, k0 + x, a->v_st, a->v_sh, kvh), a->v_st,
                              (int)min64(DEC_SUB, jn - x), d, prow + 2, od, x ? ones : alpha);

@@ -43,7 +43,16 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 rtp=$(( 50000 + (RANDOM % 1000) * 10 ))
 
-timeout 110 rtsp-server-perl --clientport "$cport" --serverport "$sport" \
+# rtsp-server-perl's own script, but with the RTP base port moved: the
+# server falls back to its global default (20000) whenever it has no mount
+# (at start, and after the publisher is killed), which collides with any
+# other instance on the machine (tests/ingest_live.sh, a parallel run)
+timeout 110 perl -e '
+use AnyEvent; use RTSP::Server;
+$RTSP::Server::RTP_START_PORT = shift @ARGV;
+my $srv = RTSP::Server->new_with_options(); $srv->listen;
+my $cv = AnyEvent->condvar; $SIG{INT} = $SIG{TERM} = sub { $cv->send }; $cv->recv;' -- \
+  "$rtp" --clientport "$cport" --serverport "$sport" \
   --client_listen_address 127.0.0.1 --source_listen_address 127.0.0.1 \
   --rtp_start_port "$rtp" --loglevel 1 >"$tmp/server.log" 2>&1 &
 server=$!

@@ -636,7 +636,8 @@ static void retrieve(frt_star *m)
         unsigned char *rx = m->rx + (size_t)j * nb;
         const float *cj = m->cent + (size_t)j * pd;
         /* until the smallest entry is a distance, compute the smallest bound;
-         * then a bound equal to it might still tie */
+         * then a bound equal to it might still tie (the ring fills from slot
+         * 0, so slots below buf_count are the buffered ones) */
         double low;
         for (;;) {
             int s = -1;

@@ -271,7 +271,8 @@ static const star_kern *pick_kernels(void)
  * clustering computed (m->origin, m->pair_prev). Later assignments only
  * recompute the distances to centroids that moved, and a cluster whose
  * members did not change keeps its centroid without recomputing the mean:
- * every skipped value would have come out bit for bit the same. */
+ * every skipped value would have come out the same (for finite data, up to
+ * the sign of a zero). */
 static void kmeans(frt_star *m)
 {
     const star_kern *kn = m->kern;
@@ -340,6 +341,14 @@ static void kmeans(frt_star *m)
             const float *next;
             if (ws > 0) {
                 if (same) continue; /* the mean of the same members */
+                if (!m->is_mean[j] && cnt == 1 &&
+                    m->mptr[0] == m->pts + (size_t)m->src_pt[j] * pd &&
+                    m->mw[0] == floor(m->mw[0]) && m->mw[0] >= 1 && m->mw[0] <= 16777216.0) {
+                    /* its own point alone: w x / w is x again (w x is exact
+                     * for an integer w up to 2^24), so it does not move */
+                    m->is_mean[j] = 1;
+                    continue;
+                }
                 kn->wmean(m->mptr, m->mw, cnt, ws, pd, m->newc);
                 next = m->newc;
                 m->is_mean[j] = 1;

@@ -69,8 +69,10 @@ struct frt_star {
     int *origin; /* [n_tem]: the previous clustering's point that centroid j
                     equals bit for bit, or -1 */
     int *labels, *prev_labels, *perm, *src_pt;
-    unsigned char *used, *col_ok, *is_mean;
-    const float **mptr; /* [n_tem + 1] members of one cluster, and their weights */
+    unsigned char *used, *col_ok;
+    unsigned char *is_mean; /* cen j: 0 a copy of point src_pt[j], 1 the mean of
+                               its members, 2 both */
+    const float **mptr;     /* [n_tem + 1] members of one cluster, and their weights */
     double *mw;
     int n_labels, iters_run;
     const star_kern *kern; /* picked at each push */
@@ -346,7 +348,7 @@ static void kmeans(frt_star *m)
                     m->mw[0] == floor(m->mw[0]) && m->mw[0] >= 1 && m->mw[0] <= 16777216.0) {
                     /* its own point alone: w x / w is x again (w x is exact
                      * for an integer w up to 2^24), so it does not move */
-                    m->is_mean[j] = 1;
+                    m->is_mean[j] = 2;
                     continue;
                 }
                 kn->wmean(m->mptr, m->mw, cnt, ws, pd, m->newc);
@@ -387,7 +389,7 @@ static void kmeans(frt_star *m)
     /* which final centroids are exactly a point, for the next clustering */
     for (int j = 0; j < k; j++) {
         int p = -1;
-        if (!m->is_mean[j]) {
+        if (m->is_mean[j] != 1) {
             p = m->src_pt[j];
         } else {
             int cnt = 0;

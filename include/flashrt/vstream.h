@@ -155,8 +155,9 @@ frt_status frt_vstream_ask(frt_vstream *vs, const char *question, frt_vstream_an
 /* Cancel a question: a waiting one is removed and its callback gets
  * FRT_ERR_CANCELLED (on this thread) before this returns; one being
  * answered stops after the current token and gets FRT_ERR_CANCELLED on its
- * answering thread. FRT_ERR_NOT_FOUND when id is unknown or already
- * finished. Thread-safe. */
+ * answering thread (unless it had already produced its last token: its
+ * final call then says so, FRT_OK). FRT_ERR_NOT_FOUND when id is unknown or
+ * already finished. Thread-safe. */
 frt_status frt_vstream_cancel(frt_vstream *vs, uint64_t id);
 
 /* A consistent snapshot of the counters. Thread-safe. */

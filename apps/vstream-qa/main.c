@@ -45,6 +45,7 @@ static void usage(FILE *f)
         "                         (default: never give up)\n"
         "  --max-tokens N         answer length limit in tokens (default 128)\n"
         "  --temperature T        0 = greedy (default)\n"
+        "  --answer-threads N     questions answered at once, each with its own KV cache (1)\n"
         "  --status               status line on stderr even when it is not a terminal\n"
         "  --no-status            no status line\n"
         "  --status-interval S    seconds between status lines (default 1)\n"
@@ -211,7 +212,8 @@ int main(int argc, char **argv)
         O_TEMP,
         O_STATUS,
         O_NOSTATUS,
-        O_STATUSINT
+        O_STATUSINT,
+        O_ATHREADS
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -230,6 +232,7 @@ int main(int argc, char **argv)
         {"status", no_argument, NULL, O_STATUS},
         {"no-status", no_argument, NULL, O_NOSTATUS},
         {"status-interval", required_argument, NULL, O_STATUSINT},
+        {"answer-threads", required_argument, NULL, O_ATHREADS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -314,6 +317,13 @@ int main(int argc, char **argv)
             break;
         case O_STATUS: status_mode = 1; break;
         case O_NOSTATUS: status_mode = 0; break;
+        case O_ATHREADS:
+            if (!parse_double(optarg, &v) || v < 1 || v > 64 || v != (int)v) {
+                fprintf(stderr, "vstream-qa: --answer-threads: bad count \"%s\"\n", optarg);
+                return EXIT_USAGE;
+            }
+            vo.answer_threads = (int)v;
+            break;
         case O_STATUSINT:
             if (!parse_double(optarg, &v) || v < 0.01 || v > 3600) {
                 fprintf(stderr, "vstream-qa: --status-interval: bad value \"%s\"\n", optarg);

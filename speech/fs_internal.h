@@ -144,6 +144,7 @@ struct frt_fs_model {
     fs_config cfg;
     fs_weights w;
     frt_st *st;
+    bool st_borrowed; /* frt_fs_model_open_st: the caller closes st */
     frt_backend *be;
     int max_phonemes, max_frames, max_prompt_frames;
     size_t max_prompt_samples;

@@ -37,10 +37,8 @@ static frt_status need(bool ok, const char *path, const char *key, const char *w
     return ok ? FRT_OK : frt_error_at(FRT_ERR_FORMAT, path, key, -1, "%s %s", key, what);
 }
 
-static frt_status load_phonemes(fs_config *cfg, const char *path)
+static frt_status load_phonemes(fs_config *cfg, const char *path, cJSON *root)
 {
-    cJSON *root;
-    FRT_TRY(frt_json_load(path, 16u << 20, &root));
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "phonemes");
     frt_status s = FRT_OK;
     int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
@@ -69,7 +67,6 @@ static frt_status load_phonemes(fs_config *cfg, const char *path)
         }
     }
 done:
-    cJSON_Delete(root);
     return s;
 }
 
@@ -586,8 +583,47 @@ static void free_model(frt_fs_model *m)
     for (int i = 0; i < m->cfg.n_phonemes; i++) free(m->cfg.phonemes[i]);
     free(m->cfg.phonemes);
     frt_free(m->arena.base);
-    frt_st_close(m->st);
+    if (!m->st_borrowed) frt_st_close(m->st);
     free(m);
+}
+
+/* Config, phoneme list and weights of m from a parsed config (c, root; path
+ * names them in messages) and the checkpoint m->st, opened from dir when
+ * m->st is NULL (after the config is checked, so a bad config is reported
+ * first). */
+static frt_status open_model(frt_fs_model *m, const frt_config *c, cJSON *root, const char *path,
+                             const char *dir, const frt_fs_limits *limits)
+{
+    frt_status s;
+    if ((s = parse_config(&m->cfg, c, path)) != FRT_OK) return s;
+    if ((s = load_phonemes(&m->cfg, path, root)) != FRT_OK) return s;
+    int vocab;
+    if ((s = get_int(c, "phoneme_vocab_size", m->cfg.n_phonemes, 1, &vocab)) != FRT_OK) return s;
+    if (vocab != m->cfg.n_phonemes)
+        return frt_error_at(FRT_ERR_FORMAT, path, "phoneme_vocab_size", -1,
+                            "phoneme_vocab_size %d but %d phonemes listed", vocab,
+                            m->cfg.n_phonemes);
+    if (!m->st && (s = frt_st_open(dir, &m->st)) != FRT_OK) return s;
+    m->be = frt_backend_cpu();
+    m->wcap = converted_bytes(m);
+    if (!(m->wbuf = frt_alloc(m->wcap))) return FRT_ERR_NOMEM;
+    if ((s = load_weights(m)) != FRT_OK) return s;
+
+    frt_fs_limits lim = limits ? *limits : (frt_fs_limits){0};
+    m->max_phonemes = lim.max_phonemes > 0 ? lim.max_phonemes : 1024;
+    m->max_frames = lim.max_frames > 0 ? lim.max_frames : 1500;
+    m->max_prompt_samples =
+        lim.max_prompt_samples > 0 ? lim.max_prompt_samples : (size_t)10 * m->cfg.sample_rate;
+    if (m->max_phonemes > 1 << 20 || m->max_frames > 1 << 20 ||
+        m->max_prompt_samples / (size_t)m->cfg.hop >= 1 << 20)
+        return frt_error(FRT_ERR_LIMIT, "flashspeech: limits above 2^20 phonemes/frames");
+    m->max_prompt_frames = (int)((m->max_prompt_samples + m->cfg.hop - 1) / m->cfg.hop);
+    size_t floats = arena_floats(m);
+    m->arena.cap = floats * sizeof(float);
+    m->arena.base = frt_alloc(m->arena.cap);
+    if (!m->arena.base) return FRT_ERR_NOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    return FRT_OK;
 }
 
 frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_fs_model **out)
@@ -597,53 +633,50 @@ frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_f
     if (!m) return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory");
     char path[4096];
     frt_config *c = NULL;
+    cJSON *root = NULL;
     frt_status s;
     if ((size_t)snprintf(path, sizeof(path), "%s/config.json", dir) >= sizeof(path)) {
         s = frt_error(FRT_ERR_INVALID_ARG, "flashspeech: path too long");
         goto fail;
     }
     if ((s = frt_config_load(path, &c)) != FRT_OK) goto fail;
-    if ((s = parse_config(&m->cfg, c, path)) != FRT_OK) goto fail;
-    if ((s = load_phonemes(&m->cfg, path)) != FRT_OK) goto fail;
-    int vocab;
-    if ((s = get_int(c, "phoneme_vocab_size", m->cfg.n_phonemes, 1, &vocab)) != FRT_OK) goto fail;
-    if (vocab != m->cfg.n_phonemes) {
-        s = frt_error_at(FRT_ERR_FORMAT, path, "phoneme_vocab_size", -1,
-                         "phoneme_vocab_size %d but %d phonemes listed", vocab, m->cfg.n_phonemes);
-        goto fail;
-    }
-    if ((s = frt_st_open(dir, &m->st)) != FRT_OK) goto fail;
-    m->be = frt_backend_cpu();
-    m->wcap = converted_bytes(m);
-    if (!(m->wbuf = frt_alloc(m->wcap))) {
-        s = FRT_ERR_NOMEM;
-        goto fail;
-    }
-    if ((s = load_weights(m)) != FRT_OK) goto fail;
-
-    frt_fs_limits lim = limits ? *limits : (frt_fs_limits){0};
-    m->max_phonemes = lim.max_phonemes > 0 ? lim.max_phonemes : 1024;
-    m->max_frames = lim.max_frames > 0 ? lim.max_frames : 1500;
-    m->max_prompt_samples =
-        lim.max_prompt_samples > 0 ? lim.max_prompt_samples : (size_t)10 * m->cfg.sample_rate;
-    if (m->max_phonemes > 1 << 20 || m->max_frames > 1 << 20 ||
-        m->max_prompt_samples / (size_t)m->cfg.hop >= 1 << 20) {
-        s = frt_error(FRT_ERR_LIMIT, "flashspeech: limits above 2^20 phonemes/frames");
-        goto fail;
-    }
-    m->max_prompt_frames = (int)((m->max_prompt_samples + m->cfg.hop - 1) / m->cfg.hop);
-    size_t floats = arena_floats(m);
-    m->arena.cap = floats * sizeof(float);
-    m->arena.base = frt_alloc(m->arena.cap);
-    if (!m->arena.base) {
-        s = FRT_ERR_NOMEM;
-        goto fail;
-    }
-    pthread_mutex_init(&m->lock, NULL);
+    if ((s = frt_json_load(path, 16u << 20, &root)) != FRT_OK) goto fail;
+    if ((s = open_model(m, c, root, path, dir, limits)) != FRT_OK) goto fail;
+    cJSON_Delete(root);
     frt_config_free(c);
     *out = m;
     return FRT_OK;
 fail:
+    cJSON_Delete(root);
+    frt_config_free(c);
+    free_model(m);
+    return s;
+}
+
+frt_status frt_fs_model_open_st(const char *config_json, frt_st *st, const frt_fs_limits *limits,
+                                frt_fs_model **out)
+{
+    if (!config_json || !st || !out)
+        return frt_error(FRT_ERR_INVALID_ARG, "flashspeech: config, checkpoint or out is NULL");
+    frt_fs_model *m = calloc(1, sizeof(*m));
+    if (!m) return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory");
+    m->st = st;
+    m->st_borrowed = true;
+    frt_config *c = NULL;
+    cJSON *root = NULL;
+    frt_status s;
+    if ((s = frt_config_parse(config_json, strlen(config_json), "config", &c)) != FRT_OK) goto fail;
+    if (!(root = cJSON_Parse(config_json))) {
+        s = frt_error(FRT_ERR_FORMAT, "flashspeech: config is not valid JSON");
+        goto fail;
+    }
+    if ((s = open_model(m, c, root, "config", NULL, limits)) != FRT_OK) goto fail;
+    cJSON_Delete(root);
+    frt_config_free(c);
+    *out = m;
+    return FRT_OK;
+fail:
+    cJSON_Delete(root);
     frt_config_free(c);
     free_model(m);
     return s;

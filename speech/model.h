@@ -52,6 +52,12 @@ typedef struct frt_fs_limits {
  * converted to f32 once here; F32 ones are used in place from the mapping. */
 frt_status frt_fs_model_open(const char *dir, const frt_fs_limits *limits, frt_fs_model **out);
 void frt_fs_model_close(frt_fs_model *m); /* NULL is fine */
+/* The same from config.json's text (NUL-terminated) and a checkpoint
+ * already open (frt_st_from_memory: benchmarks at real sizes with random
+ * weights). st stays the caller's: close it after the model. */
+typedef struct frt_st frt_st;
+frt_status frt_fs_model_open_st(const char *config_json, frt_st *st, const frt_fs_limits *limits,
+                                frt_fs_model **out);
 
 /* The phoneme inventory from config.json: symbols[i] is the symbol of id i
  * (UTF-8; owned by the model, valid until close). *n gets the count. */

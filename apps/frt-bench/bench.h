@@ -55,5 +55,6 @@ int bench_attn_main(int argc, char **argv);
 int bench_vit_main(int argc, char **argv);
 int bench_llm_main(int argc, char **argv);
 int bench_memory_main(int argc, char **argv);
+int bench_tts_main(int argc, char **argv);
 
 #endif

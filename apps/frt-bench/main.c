@@ -18,6 +18,7 @@ static const bench_cmd cmds[] = {
     {"vit", bench_vit_main, "CLIP ViT-L/14 frames/s vs FMA peak and the PyTorch reference"},
     {"llm", bench_llm_main, "Llama-7B prefill vs bf16 peak, decode vs DRAM bandwidth"},
     {"memory", bench_memory_main, "STAR memory update per frame vs the 5 ms bar"},
+    {"tts", bench_tts_main, "FlashSpeech real-time factor, first chunk, vs PyTorch"},
 };
 
 static void usage(FILE *f)

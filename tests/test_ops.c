@@ -371,6 +371,9 @@ static void conv_shapes_path(tu_rng *r, int isa, frt_pool *pool)
     check_conv(r, 32, 500, 32, 3, 2, 1, 1, 1, true, isa, pool);
     check_conv(r, 64, 333, 64, 9, 1, 8, 2, 64, true, isa, pool);
     check_conv(r, 5, 1000, 7, 3, 1, 1, 1, 1, true, isa, pool);
+    /* full-height rows with a tail of 3 and of 2 vectors after the 64-step tiles */
+    check_conv(r, 24, 172, 18, 3, 1, 1, 2, 1, true, isa, pool);
+    check_conv(r, 24, 150, 12, 1, 1, 0, 1, 1, true, isa, pool);
 }
 
 /* Empty shapes are no-ops on every path: nothing is read or written. */

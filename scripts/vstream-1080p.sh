@@ -55,7 +55,7 @@ reader=$!
 status=0
 wait "$reader" || status=$?
 reader=
-cat "$tmp/qa.err" | tail -n 3
+grep -a "^stream " "$tmp/qa.err" | tail -n 1
 cat "$tmp/qa.json"
 last=$(grep -a '^stream ' "$tmp/qa.err" | tail -n 1)
 dropped=$(echo "$last" | sed -n 's/.*dropped \([0-9]*\).*/\1/p')

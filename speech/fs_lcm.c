@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "fs_internal.h"
+#include "ops.h"
 #include "threadpool.h"
 
 void fs_precond(const fs_config *cfg, double s, double *c_skip, double *c_out, double *c_in,
@@ -53,31 +54,6 @@ static frt_status film(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const 
     return FRT_OK;
 }
 
-/* The gated activation g = tanh(z[:n]) * sigmoid(z[n:]), split over the
- * pool: libm's tanhf/expf cost about as much as a small conv here. */
-typedef struct gate_args {
-    float *g;
-    const float *z;
-    long n;
-} gate_args;
-
-static void gate_task(void *arg, int ith, int nth)
-{
-    gate_args *a = arg;
-    long b, e;
-    frt_split_range(a->n, ith, nth, &b, &e);
-    for (long j = b; j < e; j++) a->g[j] = tanhf(a->z[j]) / (1.0f + expf(-a->z[a->n + j]));
-}
-
-static void gate(float *g, const float *z, int64_t n)
-{
-    gate_args a = {g, z, (long)n};
-    if (n < 4096)
-        gate_task(&a, 0, 1);
-    else
-        frt_pool_run(frt_pool_default(), gate_task, &a);
-}
-
 /* F(x, c_noise, cond, spk): x [cin, t], cond [H, t] -> y [cout, t]. */
 static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
                           double c_noise, const float *cond, const float *spk, float *y)
@@ -107,7 +83,9 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
         FRT_TRY(fs_conv1d(m->be, o, cond, t, &l->cond, 1, 0, 1));
         for (int64_t j = 0; j < 2 * n; j++) z[j] += o[j];
         if (l->film) FRT_TRY(film(m, l, ch, u, t, spk, z));
-        gate(u, z, n); /* u is free again: it takes the gate */
+        /* u is free again: it takes the gate; vectorised exp, split over the
+         * pool (libm's tanhf and expf cost about as much as a small conv) */
+        frt_cpu_gate(u, z, z + n, n, frt_pool_default());
         FRT_TRY(fs_conv1d(m->be, o, u, t, &l->out, 1, 0, 1));
         for (int64_t j = 0; j < n; j++) {
             h[j] = (h[j] + o[j]) * inv_sqrt2;

@@ -153,6 +153,7 @@ const frt_ops_isa frt_ops_scalar = {
     .layernorm = k_layernorm,
     .rmsnorm = k_rmsnorm,
     .act = k_act,
+    .gate = k_gate,
     .softmax = k_softmax,
     .rope = k_rope,
     .conv1d = conv1d_scalar,
@@ -260,6 +261,20 @@ void frt_cpu_act(float *y, const float *x, int64_t n, frt_act kind, frt_pool *po
     elem_job jb = {.k = isa(), .y = y, .a = x, .n = n, .act = kind};
     /* an exp and a division per element: worth threads sooner than an add */
     run(pool, kind == FRT_ACT_RELU ? n : 4 * n, act_task, &jb);
+}
+
+static void gate_task(void *arg, int ith, int nth)
+{
+    const elem_job *jb = arg;
+    int64_t i0, i1;
+    split_elems(jb->n, ith, nth, &i0, &i1);
+    if (i0 < i1) jb->k->gate(jb->y + i0, jb->a + i0, jb->b + i0, i1 - i0);
+}
+
+void frt_cpu_gate(float *y, const float *a, const float *b, int64_t n, frt_pool *pool)
+{
+    elem_job jb = {.k = isa(), .y = y, .a = a, .b = b, .n = n};
+    run(pool, 8 * n, gate_task, &jb);
 }
 
 typedef enum { ROW_LAYERNORM, ROW_RMSNORM, ROW_SOFTMAX } row_kind;

@@ -24,6 +24,8 @@ void frt_cpu_layernorm(float *y, const float *x, const float *w, const float *b,
 void frt_cpu_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t cols,
                      float eps, frt_pool *pool);
 void frt_cpu_act(float *y, const float *x, int64_t n, frt_act kind, frt_pool *pool);
+/* WaveNet's gated activation y = tanh(a) * sigmoid(b) (y may alias a or b). */
+void frt_cpu_gate(float *y, const float *a, const float *b, int64_t n, frt_pool *pool);
 /* Numerically safe (max-subtracted) softmax over each row. A row of only
  * -inf (fully masked) gives zeros; a +inf or NaN entry makes its row NaN. */
 void frt_cpu_softmax(float *y, const float *x, int64_t rows, int64_t cols, frt_pool *pool);
@@ -50,6 +52,7 @@ void frt_ref_layernorm(float *y, const float *x, const float *w, const float *b,
 void frt_ref_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t cols,
                      float eps);
 void frt_ref_act(float *y, const float *x, int64_t n, frt_act kind);
+void frt_ref_gate(float *y, const float *a, const float *b, int64_t n);
 void frt_ref_softmax(float *y, const float *x, int64_t rows, int64_t cols);
 void frt_ref_rope(float *x, int64_t T, int64_t H, int64_t d, int64_t st, int64_t sh, int64_t pos0,
                   float theta, float linear_scale);

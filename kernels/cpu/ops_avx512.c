@@ -235,6 +235,7 @@ const frt_ops_isa frt_ops_avx512 = {
     .layernorm = k_layernorm,
     .rmsnorm = k_rmsnorm,
     .act = k_act,
+    .gate = k_gate,
     .softmax = k_softmax,
     .rope = k_rope,
     .conv1d = conv1d_avx512,

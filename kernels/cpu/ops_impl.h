@@ -25,6 +25,7 @@ typedef struct frt_ops_isa {
                       float eps);
     void (*rmsnorm)(float *y, const float *x, const float *w, int64_t cols, float eps);
     void (*act)(float *y, const float *x, int64_t n, frt_act kind);
+    void (*gate)(float *y, const float *a, const float *b, int64_t n);
     void (*softmax)(float *y, const float *x, int64_t cols);
     /* (x1[i], x2[i]) <- (x1 c - x2 s, x2 c + x1 s) for i < n */
     void (*rope)(float *x1, float *x2, const float *c, const float *s, int64_t n);

@@ -71,6 +71,11 @@ void frt_ref_act(float *y, const float *x, int64_t n, frt_act kind)
     for (int64_t i = 0; i < n; i++) y[i] = (float)act1(x[i], kind);
 }
 
+void frt_ref_gate(float *y, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = (float)(tanh(a[i]) / (1.0 + exp(-(double)b[i])));
+}
+
 /* A row of -inf only gives zeros (see ops.c). */
 void frt_ref_softmax(float *y, const float *x, int64_t rows, int64_t cols)
 {

@@ -37,7 +37,7 @@
 static const char SENTENCE[] = "The quick brown fox jumps over the lazy dog today.";
 /* espeak-ng 1.51 en-us IPA of SENTENCE (espeak-ng -q --ipa -v en-us
  * --sep=_), used when the build has no espeak-ng, so the phoneme count is
- * the same (47 ids with word boundaries and stress marks). */
+ * the same (53 ids with word boundaries and stress marks). */
 static const char SENTENCE_IPA[] = "ð_ə k_w_ˈɪ_k b_ɹ_ˈaʊ_n f_ˈɑː_k_s dʒ_ˈʌ_m_p_s ˌoʊ_v_ɚ ð_ə "
                                    "l_ˈeɪ_z_i d_ˈɑː_ɡ t_ə_d_ˈeɪ.";
 
@@ -61,39 +61,65 @@ typedef struct {
     int film_heads, latent, codec_enc, codec_dec, codec_kernel;
 } tts_cfg;
 
-static const tts_cfg CFG_BASE = {"flashspeech-base",
-                                 512,
-                                 8,
-                                 6,
-                                 2048,
-                                 9,
-                                 32,
-                                 8,
-                                 3,
-                                 30,
-                                 512,
-                                 3,
-                                 30,
-                                 512,
-                                 5,
-                                 30,
-                                 512,
-                                 512,
-                                 40,
-                                 512,
-                                 3,
-                                 3,
-                                 8,
-                                 256,
-                                 32,
-                                 512,
-                                 7};
-static const tts_cfg CFG_TINY = {"tiny", 32, 2,  2,   48, 9,  32, 2, 3, 6,  32, 3,  6, 32,
-                                 5,      6,  32, 512, 6,  32, 3,  3, 2, 16, 4,  32, 7};
+static const tts_cfg CFG_BASE = {.name = "flashspeech-base",
+                                 .hidden = 512,
+                                 .heads = 8,
+                                 .enc_layers = 6,
+                                 .ffn_filter = 2048,
+                                 .ffn_kernel = 9,
+                                 .queries = 32,
+                                 .pheads = 8,
+                                 .period = 3,
+                                 .dur_layers = 30,
+                                 .dur_filters = 512,
+                                 .dur_kernel = 3,
+                                 .pitch_layers = 30,
+                                 .pitch_filters = 512,
+                                 .pitch_kernel = 5,
+                                 .ref_layers = 30,
+                                 .ref_channels = 512,
+                                 .pitch_bins = 512,
+                                 .wn_layers = 40,
+                                 .wn_channels = 512,
+                                 .wn_kernel = 3,
+                                 .film_period = 3,
+                                 .film_heads = 8,
+                                 .latent = 256,
+                                 .codec_enc = 32,
+                                 .codec_dec = 512,
+                                 .codec_kernel = 7};
+/* tools/make_tiny_speech.py's TINY */
+static const tts_cfg CFG_TINY = {.name = "tiny",
+                                 .hidden = 32,
+                                 .heads = 2,
+                                 .enc_layers = 2,
+                                 .ffn_filter = 48,
+                                 .ffn_kernel = 9,
+                                 .queries = 32,
+                                 .pheads = 2,
+                                 .period = 3,
+                                 .dur_layers = 6,
+                                 .dur_filters = 32,
+                                 .dur_kernel = 3,
+                                 .pitch_layers = 6,
+                                 .pitch_filters = 32,
+                                 .pitch_kernel = 5,
+                                 .ref_layers = 6,
+                                 .ref_channels = 32,
+                                 .pitch_bins = 512,
+                                 .wn_layers = 6,
+                                 .wn_channels = 32,
+                                 .wn_kernel = 3,
+                                 .film_period = 3,
+                                 .film_heads = 2,
+                                 .latent = 16,
+                                 .codec_enc = 4,
+                                 .codec_dec = 32,
+                                 .codec_kernel = 7};
 static const int STRIDES[] = {8, 5, 4, 2};
 
 typedef struct {
-    bool json, quick, torch;
+    bool json, quick, torch, ipa;
     int reps;
     const tts_cfg *cfg;
     const char *script;
@@ -103,9 +129,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: frt-bench tts [--config flashspeech-base|tiny] [--json] [--quick]\n"
-            "                     [--reps R] [--no-torch] [--torch-script PATH]\n\n"
+            "                     [--reps R] [--no-torch] [--torch-script PATH] [--ipa]\n\n"
             "Synthesises \"%s\" (10 words; phonemes from\n"
-            "espeak-ng when the build has it, else its espeak-ng IPA checked in) with a\n"
+            "espeak-ng when the build has it, else, or with --ipa, its espeak-ng IPA checked\n"
+            "in) with a "
             "FlashSpeech model of random f32 weights built in memory, with 1 and 2 steps,\n"
             "best of R runs (default 3; --quick 1) after a warm-up, on FRT_THREADS threads.\n"
             "Rows: tts rtf steps1/steps2 (rtf = synthesis time / audio duration, ratio =\n"
@@ -127,6 +154,8 @@ static bool parse_args(int argc, char **argv, tts_opts *o, int *rc)
             o->quick = true;
         } else if (!strcmp(a, "--no-torch")) {
             o->torch = false;
+        } else if (!strcmp(a, "--ipa")) {
+            o->ipa = true;
         } else if (!strcmp(a, "--torch-script") && i + 1 < argc) {
             o->script = argv[++i];
         } else if (!strcmp(a, "--reps") && i + 1 < argc) {
@@ -573,7 +602,9 @@ int bench_tts_main(int argc, char **argv)
         goto done;
     }
     const char *g2p_name = "espeak-ng";
-    if (frt_g2p_espeak_open("en-us", &g2p) != FRT_OK) {
+    if (o.ipa) {
+        g2p_name = "checked-in espeak-ng IPA (--ipa)";
+    } else if (frt_g2p_espeak_open("en-us", &g2p) != FRT_OK) {
         g2p = NULL;
         g2p_name = "checked-in espeak-ng IPA (no espeak-ng in this build)";
         frt_clear_error();
@@ -592,7 +623,7 @@ int bench_tts_main(int argc, char **argv)
     }
 
     /* first chunk: text in, the sentence's PCM out (2 steps), best of reps */
-    double first = 0;
+    double first = 0, first_g2p = 0;
     for (int r = 0; r < o.reps; r++) {
         frt_phoneme_seq s2 = {0};
         frt_fs_synth_opts so;
@@ -601,8 +632,9 @@ int bench_tts_main(int argc, char **argv)
         float *pcm = NULL;
         size_t ns = 0;
         double f0 = bench_now();
-        bool ok = phonemize(map, g2p, &s2) &&
-                  frt_fs_synthesize(m, s2.ids, s2.n, NULL, &so, &pcm, &ns) == FRT_OK;
+        bool ok = phonemize(map, g2p, &s2);
+        double g = bench_now() - f0;
+        ok = ok && frt_fs_synthesize(m, s2.ids, s2.n, NULL, &so, &pcm, &ns) == FRT_OK;
         double dt = bench_now() - f0;
         frt_free(pcm);
         frt_phoneme_seq_free(&s2);
@@ -610,7 +642,7 @@ int bench_tts_main(int argc, char **argv)
             fprintf(stderr, "frt-bench tts: first chunk: %s\n", frt_last_error());
             goto done;
         }
-        if (r == 0 || dt < first) first = dt;
+        if (r == 0 || dt < first) first = dt, first_g2p = g;
     }
 
     synth_time tt = {0};
@@ -634,8 +666,8 @@ int bench_tts_main(int argc, char **argv)
     snprintf(name, sizeof name, "tts first_chunk steps2 %s", o.cfg->name);
     snprintf(extra, sizeof extra,
              "\"words\": 10, \"phonemes\": %zu, \"audio_s\": %.3f, \"includes\": \"g2p, phoneme "
-             "map, synthesis\", \"vs\": \"audio duration\"",
-             seq.n, audio_sec(st2.samples));
+             "map, synthesis\", \"g2p_ms\": %.2f, \"vs\": \"audio duration\"",
+             seq.n, audio_sec(st2.samples), first_g2p * 1e3);
     bench_out_row(out, name, "first_chunk_ms", first * 1e3, first * 1e3,
                   audio_sec(st2.samples) / first, bench_rss_mb(), extra);
     snprintf(name, sizeof name, "tts vs torch steps2 %s", o.cfg->name);

@@ -130,16 +130,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: frt-bench tts [--config flashspeech-base|tiny] [--json] [--quick]\n"
             "                     [--reps R] [--no-torch] [--torch-script PATH] [--ipa]\n\n"
-            "Synthesises \"%s\" (10 words; phonemes from\n"
-            "espeak-ng when the build has it, else, or with --ipa, its espeak-ng IPA checked\n"
-            "in) with a "
-            "FlashSpeech model of random f32 weights built in memory, with 1 and 2 steps,\n"
-            "best of R runs (default 3; --quick 1) after a warm-up, on FRT_THREADS threads.\n"
-            "Rows: tts rtf steps1/steps2 (rtf = synthesis time / audio duration, ratio =\n"
-            "%.1f / rtf, >= 1 meets the bar), tts first_chunk (text to the first PCM of the\n"
-            "sentence with 2 steps: G2P, mapping, synthesis), tts vs torch steps2 (ratio =\n"
-            "the PyTorch reference's rtf / ours, same config, threads and ids; >= %.0f meets\n"
-            "the bar; run with %s, skipped when it has no torch).\n",
+            "Synthesises \"%s\" (10 words; phonemes\n"
+            "from espeak-ng when the build has it, else, or with --ipa, its espeak-ng IPA\n"
+            "checked in) with a FlashSpeech model of random f32 weights built in memory,\n"
+            "with 1 and 2 steps, best of R runs (default 3; --quick 1) after a warm-up, on\n"
+            "FRT_THREADS threads. Rows: tts rtf steps1/steps2 (rtf = synthesis time / audio\n"
+            "duration, ratio = %.1f / rtf, >= 1 meets the bar), tts first_chunk (text to the\n"
+            "first PCM of the sentence with 2 steps: G2P, mapping, synthesis), tts vs torch\n"
+            "steps2 (ratio = the PyTorch reference's rtf / ours, same config, threads and\n"
+            "ids, its best of 3 runs (--quick 1) after a warm-up; >= %.0f meets the bar; run\n"
+            "with %s, skipped when it has no torch). Both sides' wall and CPU\n"
+            "seconds are in the rows: the machine may be shared.\n",
             SENTENCE, RTF_BAR, TORCH_BAR, TORCH_PYTHON);
 }
 
@@ -533,7 +534,7 @@ static bool run_torch(const tts_opts *o, const frt_phoneme_seq *seq, int threads
     char *cmd = malloc(ccap);
     if (!cmd) return false;
     int n = snprintf(cmd, ccap, "%s '%s' --config %s --steps 2 --threads %d --reps %d --ids ",
-                     TORCH_PYTHON, script, o->cfg->name, threads, o->quick ? 1 : 2);
+                     TORCH_PYTHON, script, o->cfg->name, threads, o->quick ? 1 : 3);
     for (size_t i = 0; i < seq->n; i++)
         n += snprintf(cmd + n, ccap - (size_t)n, "%s%d", i ? "," : "", (int)seq->ids[i]);
     fprintf(stderr, "frt-bench tts: running the PyTorch reference (%s --config %s, %zu ids)\n",

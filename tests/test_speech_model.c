@@ -925,3 +925,41 @@ Test(fs_module, scratch_budgets)
     frt_free(ct);
     frt_free(out);
 }
+
+/* frt_fs_model_open_st (config text + a checkpoint already open) builds the
+ * same model as the directory open; st stays the caller's, also when the
+ * config is refused. */
+Test(fs_open, from_config_text_and_checkpoint)
+{
+    FILE *f = fopen(TINY "/config.json", "rb");
+    cr_assert(f);
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    frt_st *st;
+    cr_assert_eq(frt_st_open(TINY, &st), FRT_OK, "%s", frt_last_error());
+    frt_fs_model *a, *b = NULL;
+    cr_assert_eq(frt_fs_model_open(TINY, NULL, &a), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_fs_model_open_st("{\"hidden_size\": ", st, NULL, &b), FRT_ERR_FORMAT);
+    cr_assert_eq(frt_fs_model_open_st(NULL, st, NULL, &b), FRT_ERR_INVALID_ARG);
+    cr_assert_null(b);
+    cr_assert_eq(frt_fs_model_open_st(text, st, NULL, &b), FRT_OK, "%s", frt_last_error());
+    const int32_t ids[] = {4, 20, 31, 3, 45, 13, 5};
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.steps = 2;
+    o.seed = 11;
+    float *pa, *pb;
+    size_t na, nb;
+    cr_assert_eq(frt_fs_synthesize(a, ids, 7, NULL, &o, &pa, &na), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_fs_synthesize(b, ids, 7, NULL, &o, &pb, &nb), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(na, nb);
+    cr_assert(na > 0);
+    cr_assert_eq(memcmp(pa, pb, na * sizeof(float)), 0, "the two opens synthesise differently");
+    frt_free(pa);
+    frt_free(pb);
+    frt_fs_model_close(b);
+    frt_fs_model_close(a);
+    frt_st_close(st);
+}

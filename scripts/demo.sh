@@ -18,7 +18,6 @@ build=${BUILD:-build}
 qa=$build/apps/vstream-qa
 tts=$build/apps/flashspeech
 out=${DEMO_OUT:-$root/demo-out}
-seconds=${DEMO_SECONDS:-14}
 
 vmodel=models/vstream-tiny tok=""
 if [ ! -f "$vmodel/config.json" ]; then
@@ -35,47 +34,25 @@ if [ ! -f "$smodel/config.json" ]; then
 fi
 
 mkdir -p "$out"
-server= pub=
+tmp=$out # logs of the relay and the publisher
+. tests/lib/rtsp.sh
 cleanup() {
-  for p in $pub $server; do kill "$p" 2>/dev/null || true; done
-  for p in $pub $server; do wait "$p" 2>/dev/null || true; done
+  for p in $rtsp_pub $rtsp_server; do kill "$p" 2>/dev/null || true; done
+  for p in $rtsp_pub $rtsp_server; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+: >"$out/server.log"; : >"$out/publisher.log"
 
-read -r cport sport < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-rtp=$(( 40000 + (RANDOM % 1000) * 10 ))
-# the server's own script, with its RTP base port moved off the shared default
-perl -e '
-use AnyEvent; use RTSP::Server;
-$RTSP::Server::RTP_START_PORT = shift @ARGV;
-my $srv = RTSP::Server->new_with_options(); $srv->listen;
-my $cv = AnyEvent->condvar; $SIG{INT} = $SIG{TERM} = sub { $cv->send }; $cv->recv;' -- \
-  "$rtp" --clientport "$cport" --serverport "$sport" \
-  --client_listen_address 127.0.0.1 --source_listen_address 127.0.0.1 \
-  --rtp_start_port "$rtp" --loglevel 1 >"$out/rtsp-server.log" 2>&1 &
-server=$!
-for _ in $(seq 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/"$sport") 2>/dev/null && break
-  sleep 0.1
-done
-
-# a scene that changes: a moving test pattern, then a colour field, then noise
-ffmpeg -nostdin -loglevel error -re \
-  -f lavfi -i "testsrc2=size=640x360:rate=15:duration=6,format=yuv420p" \
-  -f lavfi -i "color=c=royalblue:size=640x360:rate=15:duration=5,format=yuv420p" \
-  -f lavfi -i "mandelbrot=size=640x360:rate=15,trim=duration=$((seconds)),format=yuv420p" \
-  -filter_complex "[0][1][2]concat=n=3:v=1[v]" -map "[v]" \
-  -c:v libx264 -preset ultrafast -tune zerolatency -g 15 \
-  -f rtsp "rtsp://127.0.0.1:$sport/camera" >"$out/publisher.log" 2>&1 &
-pub=$!
+rtsp_ports
+rtsp_start_server 300
+# a scene that changes: a moving test pattern, then a colour field, then a fractal zoom
+rtsp_publish camera 300 "testsrc2=size=640x360:rate=15:duration=6[a];\
+color=c=royalblue:size=640x360:rate=15:duration=5[b];\
+mandelbrot=size=640x360:rate=15[c];[a][b][c]concat=n=3:v=1"
 sleep 1.5
 
-url="rtsp://127.0.0.1:$cport/camera"
+url="rtsp://127.0.0.1:$rtsp_cport/camera"
 echo "demo: vstream-qa watching $url (model $vmodel)"
 args=(--model "$vmodel" --json --no-status --max-tokens 12 --rtsp-transport udp --timeout 10)
 [ -n "$tok" ] && args+=(--tokenizer "$tok")

@@ -7,46 +7,27 @@
 # ffmpeg or rtsp-server-perl.
 set -euo pipefail
 build=$1
+src=$2
 command -v ffmpeg >/dev/null && command -v rtsp-server-perl >/dev/null || {
   echo "skip: needs ffmpeg and rtsp-server-perl"; exit 77; }
 test -x "$build/tests/test_ingest" || { echo "skip: $build/tests/test_ingest not built"; exit 77; }
 
 tmp=$(mktemp -d /tmp/frt-rtsp-XXXXXX)
-server=; pub=; reader=
+reader=
 cleanup() {
-  for p in $reader $pub $server; do kill "$p" 2>/dev/null || true; done
-  for p in $reader $pub $server; do wait "$p" 2>/dev/null || true; done
+  for p in $reader $rtsp_pub $rtsp_server; do kill "$p" 2>/dev/null || true; done
+  for p in $reader $rtsp_pub $rtsp_server; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# two free TCP ports and an RTP range, chosen by the kernel
-read -r cport sport < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-rtp=$(( 30000 + (RANDOM % 2000) * 10 ))
-
-timeout 120 rtsp-server-perl --clientport "$cport" --serverport "$sport" \
-  --client_listen_address 127.0.0.1 --source_listen_address 127.0.0.1 \
-  --rtp_start_port "$rtp" --loglevel 1 >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 50); do
-  (exec 3<>/dev/tcp/127.0.0.1/"$sport") 2>/dev/null && break
-  sleep 0.1
-done
-
-publish() {
-  timeout 100 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 10 -pix_fmt yuv420p \
-    -f rtsp "rtsp://127.0.0.1:$sport/live" >>"$tmp/publisher.log" 2>&1 &
-  pub=$!
-}
-publish
+. "$src/tests/lib/rtsp.sh"
+rtsp_ports
+rtsp_start_server 120
+rtsp_publish live 100
 sleep 2
 
-export FRT_TEST_RTSP_URL="rtsp://127.0.0.1:$cport/live" FRT_TEST_RTSP_MARK="$tmp/mark"
+export FRT_TEST_RTSP_URL="rtsp://127.0.0.1:$rtsp_cport/live" FRT_TEST_RTSP_MARK="$tmp/mark"
 timeout 100 "$build/tests/test_ingest" -j1 --filter 'ingest_live/*' >"$tmp/reader.log" 2>&1 &
 reader=$!
 
@@ -57,9 +38,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 if test -e "$tmp/mark"; then
-  kill "$pub"; wait "$pub" 2>/dev/null || true
-  sleep 2
-  publish
+  RTSP_OUTAGE=2 rtsp_restart_publisher live 100 || echo "could not restart the publisher"
 fi
 
 status=0

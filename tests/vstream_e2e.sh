@@ -20,10 +20,10 @@ tok=$src/tests/data/tokenizer/ws.model # the tiny Llama's 1000 ids hold its 600 
 export FRT_LOG=${FRT_LOG:-warn}
 
 tmp=$(mktemp -d /tmp/frt-vstream-e2e-XXXXXX)
-server=; pub=; reader=
+reader=
 cleanup() {
-  for p in $reader $pub $server; do kill "$p" 2>/dev/null || true; done
-  for p in $reader $pub $server; do wait "$p" 2>/dev/null || true; done
+  for p in $reader $rtsp_pub $rtsp_server; do kill "$p" 2>/dev/null || true; done
+  for p in $reader $rtsp_pub $rtsp_server; do wait "$p" 2>/dev/null || true; done
   [ -n "${FRT_KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -35,42 +35,10 @@ fail() {
   exit 1
 }
 
-# two free TCP ports chosen by the kernel; an RTP range away from ingest_live.sh's
-read -r cport sport < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-rtp=$(( 50000 + (RANDOM % 1000) * 10 ))
-
-# rtsp-server-perl's own script, but with the RTP base port moved: the
-# server falls back to its global default (20000) whenever it has no mount
-# (at start, and after the publisher is killed), which collides with any
-# other instance on the machine (tests/ingest_live.sh, a parallel run)
-start_server() {
-  timeout 110 perl -e '
-use AnyEvent; use RTSP::Server;
-$RTSP::Server::RTP_START_PORT = shift @ARGV;
-my $srv = RTSP::Server->new_with_options(); $srv->listen;
-my $cv = AnyEvent->condvar; $SIG{INT} = $SIG{TERM} = sub { $cv->send }; $cv->recv;' -- \
-    "$rtp" --clientport "$cport" --serverport "$sport" \
-    --client_listen_address 127.0.0.1 --source_listen_address 127.0.0.1 \
-    --rtp_start_port "$rtp" --loglevel 1 >>"$tmp/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$sport") 2>/dev/null && break
-    sleep 0.1
-  done
-}
-start_server
-
-publish() {
-  timeout 90 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 \
-    -c:v libx264 -preset ultrafast -tune zerolatency -g 10 -pix_fmt yuv420p \
-    -f rtsp "rtsp://127.0.0.1:$sport/live" >>"$tmp/publisher.log" 2>&1 &
-  pub=$!
-}
-publish
+. "$src/tests/lib/rtsp.sh"
+rtsp_ports
+rtsp_start_server 110
+rtsp_publish live 90
 sleep 2
 
 # scripted questions: two before the outage, two after it
@@ -78,7 +46,7 @@ timeout 100 "$qa" --model "$model" --tokenizer "$tok" --json --status --max-toke
   --rtsp-transport udp --timeout 5 --reconnect-max 1 \
   --ask "1:What is on the screen?" --ask "3:What colours do you see?" \
   --ask "9:Did the picture change?" --ask "12:What happened at the end?" \
-  "rtsp://127.0.0.1:$cport/live" >"$tmp/qa.json" 2>"$tmp/qa.err" &
+  "rtsp://127.0.0.1:$rtsp_cport/live" >"$tmp/qa.json" 2>"$tmp/qa.err" &
 reader=$!
 
 # once two answers are in, take the publisher away for a while
@@ -88,29 +56,13 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ "$(wc -l <"$tmp/qa.json")" -ge 2 ] || fail "no answers before the outage"
-kill -INT "$pub"; wait "$pub" 2>/dev/null || true
-sleep 3
-# rtsp-server-perl unmounts a stream only on the publisher's TEARDOWN; a
-# publisher that dies without one (as under load) leaves the mount taken
-# and every new ANNOUNCE gets 403 for good. Then the server is restarted
-# on the same ports as well: a harder outage, the same reconnect path.
-for try in 1 2 3 4 5; do
-  publish
-  sleep 1.5
-  kill -0 "$pub" 2>/dev/null && break
-  echo "publisher restart refused (try $try)" >>"$tmp/publisher.log"
-  if grep -q "403" "$tmp/publisher.log"; then
-    kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true
-    start_server
-    echo "server restarted" >>"$tmp/publisher.log"
-  fi
-done
+RTSP_OUTAGE=3 rtsp_restart_publisher live 90 || fail "could not restart the publisher"
 
 status=0
 wait "$reader" || status=$?
 reader=
 [ $status -eq 0 ] || fail "vstream-qa exited $status"
-kill "$pub" 2>/dev/null || true; wait "$pub" 2>/dev/null || true; pub=
+kill "$rtsp_pub" 2>/dev/null || true; wait "$rtsp_pub" 2>/dev/null || true; rtsp_pub=
 
 /usr/bin/python3 - "$tmp/qa.json" "$model/config.json" <<'EOF' || fail "answers"
 import json, sys

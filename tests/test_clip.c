@@ -20,19 +20,6 @@
 #include "safetensors.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-static void check_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check()) {
-        fprintf(stderr, "memory leaked (report above)\n");
-        abort();
-    }
-}
-#else
-static void check_leaks(void) {}
-#endif
-
 #define MODELS  FRT_TEST_DATA "/models"
 #define GOLDENS MODELS "/goldens"
 /* float32 against float64 goldens through a few layers; see tools/README.md */
@@ -61,12 +48,12 @@ static bool use_isa(int i)
 static void teardown(void)
 {
     frt_cpu_restrict(NULL);
-    check_leaks();
+    tu_check_leaks();
 }
 
 TestSuite(clip, .fini = teardown);
-TestSuite(preprocess, .fini = check_leaks);
-TestSuite(projector, .fini = check_leaks);
+TestSuite(preprocess, .fini = tu_check_leaks);
+TestSuite(projector, .fini = tu_check_leaks);
 
 static frt_st *open_st(const char *path)
 {

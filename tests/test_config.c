@@ -12,22 +12,7 @@
 #include "error.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-/* LeakSanitizer's report at exit comes after Criterion has taken the worker's verdict, and an
- * assertion in .fini is not counted either: crash the worker on a leak instead. */
-static void check_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check()) {
-        fprintf(stderr, "memory leaked (report above)\n");
-        abort();
-    }
-}
-#else
-static void check_leaks(void) {}
-#endif
-
-TestSuite(config, .fini = check_leaks);
+TestSuite(config, .fini = tu_check_leaks);
 
 static const char *k_json = "{\n"
                             "  \"hidden_size\": 896,\n"

@@ -22,19 +22,6 @@
 #include "safetensors.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-static void check_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check()) {
-        fprintf(stderr, "memory leaked (report above)\n");
-        abort();
-    }
-}
-#else
-static void check_leaks(void) {}
-#endif
-
 #define MODELS  FRT_TEST_DATA "/models"
 #define GOLDENS MODELS "/goldens"
 #define V       1000
@@ -62,7 +49,7 @@ static bool use_isa(int i)
 static void teardown(void)
 {
     frt_cpu_restrict(NULL);
-    check_leaks();
+    tu_check_leaks();
 }
 
 TestSuite(llama, .fini = teardown);

@@ -13,22 +13,6 @@
 #include "tensor.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-/* LeakSanitizer's report at exit comes after Criterion has taken the worker's verdict, and an
- * assertion in .fini is not counted either, so a leak would pass unnoticed: check after each
- * test and crash the worker on a leak (Criterion reports the test as crashed). */
-static void check_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check()) {
-        fprintf(stderr, "memory leaked (report above)\n");
-        abort();
-    }
-}
-#else
-static void check_leaks(void) {}
-#endif
-
 static char *g_dir;
 
 static void setup(void)
@@ -42,7 +26,7 @@ static void teardown(void)
     tu_rmtree(g_dir);
     free(g_dir);
     g_dir = NULL;
-    check_leaks();
+    tu_check_leaks();
 }
 
 TestSuite(st, .init = setup, .fini = teardown);

@@ -11,20 +11,7 @@
 #include "sampling.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-static void check_leaks(void)
-{
-    if (__lsan_do_recoverable_leak_check()) {
-        fprintf(stderr, "memory leaked (report above)\n");
-        abort();
-    }
-}
-#else
-static void check_leaks(void) {}
-#endif
-
-TestSuite(sampling, .fini = check_leaks);
+TestSuite(sampling, .fini = tu_check_leaks);
 
 static frt_sampler *make(frt_sampler_params p, int64_t vocab)
 {

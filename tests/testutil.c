@@ -7,6 +7,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+void tu_check_leaks(void)
+{
+    if (__lsan_do_recoverable_leak_check()) {
+        fprintf(stderr, "memory leaked (report above)\n");
+        abort();
+    }
+}
+#else
+void tu_check_leaks(void) {}
+#endif
+
 uint64_t tu_seed(void)
 {
     static uint64_t seed;

@@ -22,6 +22,11 @@ void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi);
 double tu_max_rel_err(const float *a, const float *b, size_t n, double floor);
 /* Fill with a NaN pattern so unwritten outputs are caught. */
 void tu_poison(float *x, size_t n);
+/* Under ASan: abort the test's worker if anything leaked so far. A leak
+ * LeakSanitizer reports when the worker exits comes after Criterion took
+ * its verdict (and an assertion in .fini is not counted), so a suite's .fini
+ * calls this to make a leak fail the test. A no-op in other builds. */
+void tu_check_leaks(void);
 /* A fresh temporary directory (removed by tu_rmtree); caller frees. */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);

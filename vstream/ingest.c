@@ -357,8 +357,14 @@ static ing_slot *tail_slot(frt_ingest *g, bool drop)
     while (g->count == g->o.queue_len) {
         if (atomic_load(&g->stop)) return NULL;
         if (drop) {
+            /* the gap a dropped frame carried belongs to the next one delivered */
+            double gap = g->q[g->head].gap;
             g->head = (g->head + 1) % g->o.queue_len;
             g->count--;
+            if (g->count > 0)
+                g->q[g->head].gap += gap;
+            else
+                g->pending_gap += gap;
             g->st.dropped++;
             /* 1, 2, 4, 8, ...: a lagging consumer is reported without a flood */
             if ((g->st.dropped & (g->st.dropped - 1)) == 0)

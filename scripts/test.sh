@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite: the release build through ctest, then the same suite
-# in an AddressSanitizer + UndefinedBehaviorSanitizer build. Assumes
-# scripts/install-deps.sh ran (make test does it).
+# in an AddressSanitizer + UndefinedBehaviorSanitizer build, then the thread
+# stress programs in a ThreadSanitizer build. Assumes scripts/install-deps.sh
+# ran (make test does it). Ends with one "N passed, N failed" line over all
+# three runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
 start=$(date +%s)
 
+ran=0
+count() { # LOG: add the ctest run's test count to $ran
+  local n
+  n=$(grep -oE "tests passed, 0 tests failed out of [0-9]+" "$1" | grep -oE "[0-9]+$" | tail -n 1)
+  ran=$((ran + ${n:-0}))
+}
+
 echo "== release build: ctest =="
-(cd build && ctest --output-on-failure -j1)
+rel_log=build/ctest-release.log
+(cd build && ctest --output-on-failure -j1) 2>&1 | tee "$rel_log"
+count "$rel_log"
 
 echo "== sanitizer build (address+undefined): ctest =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=address -DFRT_CUDA=OFF >/dev/null
@@ -21,6 +32,7 @@ asan_log=build-asan/ctest-asan.log
 (cd build-asan && ctest --output-on-failure -V -j1 -LE no-asan) > "$asan_log" 2>&1 || {
   tail -n 200 "$asan_log"; echo "sanitizer build: tests failed (full log: $asan_log)"; exit 1; }
 grep -E "^[0-9]+% tests passed|Synthesis:" "$asan_log" | tail -n 40
+count "$asan_log"
 if grep -nE "ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:" "$asan_log" | head -n 20; then
   echo "sanitizer build: a sanitizer reported errors (full log: $asan_log)"
   exit 1
@@ -30,6 +42,9 @@ echo "== sanitizer build (thread): the tests where threads meet =="
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFRT_SANITIZE=thread -DFRT_CUDA=OFF >/dev/null
 cmake --build build-tsan -j "$JOBS"
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-(cd build-tsan && ctest --output-on-failure -j1 -L tsan)
+tsan_log=build-tsan/ctest-tsan.log
+(cd build-tsan && ctest --output-on-failure -j1 -L tsan) 2>&1 | tee "$tsan_log"
+count "$tsan_log"
 
 echo "== all tests passed in $(( $(date +%s) - start )) s =="
+echo "$ran passed, 0 failed"

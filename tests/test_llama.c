@@ -26,6 +26,9 @@
 #define GOLDENS MODELS "/goldens"
 #define V       1000
 #define TOL     1e-4
+/* greedy_ids holds 64 steps; greedy_logits the first 8 (greedy_final_logits the last) */
+#define N_GREEDY        64
+#define N_GREEDY_LOGITS 8
 /* The AVX-512 BF16 GEMM rounds activations to bf16 for BF16 weights (prefill rows only; one
  * row takes the f32 GEMV). */
 #define TOL_BF16_ACT 2e-2
@@ -100,14 +103,22 @@ static frt_llama *open_model(const char *name, const frt_llama_options *o)
     return m;
 }
 
-/* Prefill the golden prompt (ids or embeddings), compare all logits, then follow the greedy
- * path: each step's logits and argmax against the goldens. Returns the worst error seen. */
+/* Prefill the golden prompt (ids or embeddings), compare all logits, then follow the 64-token
+ * greedy path fed with the golden ids: every step's argmax against greedy_ids, the logits of
+ * the first 8 steps and the last against the goldens. A step is compared only if its golden
+ * margin (top1 - top2 over the step's max |logit|) exceeds 2 tol, the most an error within
+ * tol can move that gap: the goldens hold every margin >= 1e-3, so the f32 paths (tol 1e-4)
+ * compare all 64 ids, while bf16 activations and F16 weights skip their close steps (the
+ * path stays on the golden ids, so a skipped step does not derail the later ones). Returns
+ * the worst error seen. */
 static double check_golden_run(frt_llama *m, const frt_st *g, const int32_t *ids,
                                const float *embeds, int64_t n, const char *what, double tol)
 {
     const float *ref_logits = golden(g, "logits", n * V);
-    const int32_t *gids = golden(g, "greedy_ids", 8);
-    const float *gl = golden(g, "greedy_logits", 8 * V);
+    const int32_t *gids = golden(g, "greedy_ids", N_GREEDY);
+    const float *gl = golden(g, "greedy_logits", N_GREEDY_LOGITS * V);
+    const float *gfinal = golden(g, "greedy_final_logits", V);
+    const float *gmargin = golden(g, "greedy_rel_margins", N_GREEDY);
     float *logits = malloc((size_t)(n * V) * sizeof(float));
     tu_poison(logits, (size_t)(n * V));
     frt_llama_reset(m);
@@ -118,19 +129,27 @@ static double check_golden_run(frt_llama *m, const frt_st *g, const int32_t *ids
     float step[V];
     memcpy(step, logits + (n - 1) * V, sizeof step);
     double es = 0;
-    for (int i = 0; i < 8; i++) {
-        es = fmax(es, rel_err(step, gl + i * V, V));
+    int checked = 0;
+    for (int i = 0; i < N_GREEDY; i++) {
+        if (i < N_GREEDY_LOGITS) es = fmax(es, rel_err(step, gl + i * V, V));
+        if (i == N_GREEDY - 1) es = fmax(es, rel_err(step, gfinal, V));
         int32_t tok = argmax(step, V);
-        cr_expect_eq(tok, gids[i], "%s: greedy step %d chose %d, reference %d", what, i, tok,
-                     gids[i]);
-        if (i < 7) {
+        if (gmargin[i] > 2 * tol) {
+            cr_expect_eq(tok, gids[i], "%s: greedy step %d chose %d, reference %d", what, i, tok,
+                         gids[i]);
+            checked++;
+        }
+        if (i < N_GREEDY - 1) {
             tu_poison(step, V);
             cr_assert_eq(frt_llama_decode(m, gids[i], step), FRT_OK, "%s", frt_last_error());
         }
     }
     cr_expect_leq(es, tol, "%s: decode logits rel err %g", what, es);
-    cr_expect_eq(frt_llama_pos(m), n + 7);
-    cr_log_info("%s: prefill logits rel err %.3g, decode steps %.3g", what, e, es);
+    cr_expect_eq(frt_llama_pos(m), n + N_GREEDY - 1);
+    if (tol <= TOL) cr_expect_eq(checked, N_GREEDY, "%s: every greedy step is compared", what);
+    cr_expect_geq(checked, N_GREEDY / 4, "%s: only %d greedy steps compared", what, checked);
+    cr_log_info("%s: prefill logits rel err %.3g, decode steps %.3g, %d/%d greedy ids compared",
+                what, e, es, checked, N_GREEDY);
     free(logits);
     return fmax(worst, es);
 }
@@ -511,7 +530,7 @@ Test(llama, converted_bin_checkpoint_loads)
     cr_expect_eq(t.dtype, FRT_F32);
     frt_st_close(st);
     /* the model runs from it: the llama-tiny goldens up to the f16 rounding of the weights
-     * (2^-11 relative), the greedy path exactly (its margins are >= 0.13) */
+     * (2^-11 relative), the greedy path exactly where its margins exceed that error */
     frt_llama *m = NULL;
     cr_assert_eq(frt_llama_open_dir(path, NULL, &m), FRT_OK, "%s", frt_last_error());
     frt_st *g = open_st(GOLDENS "/llama-tiny.safetensors");

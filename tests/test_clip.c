@@ -28,23 +28,6 @@
  * relative) for BF16 weights; errors stay a few 1e-3 through these layers. */
 #define TOL_BF16_ACT 1.5e-2
 
-static const frt_cpu_info ISAS[] = {
-    {0},
-    {.avx2 = true},
-    {.avx2 = true, .avx512 = true},
-    {.avx2 = true, .avx512 = true, .avx512bf16 = true, .avx512vnni = true}};
-static const char *const ISA_NAMES[] = {"scalar", "avx2", "avx512", "avx512bf16"};
-#define N_ISAS 4
-
-/* Restrict the CPU to ISAS[i]; false when this machine lacks it. */
-static bool use_isa(int i)
-{
-    frt_cpu_restrict(&ISAS[i]);
-    const frt_cpu_info *c = frt_cpu();
-    return c->avx2 == ISAS[i].avx2 && c->avx512 == ISAS[i].avx512 &&
-           c->avx512bf16 == ISAS[i].avx512bf16;
-}
-
 static void teardown(void)
 {
     frt_cpu_restrict(NULL);
@@ -319,9 +302,10 @@ Test(clip, vstream_tower_pool_and_projector)
     cr_assert_eq(frt_projector_open(st, cfg, NULL, 5, NULL, &proj), FRT_OK, "%s", frt_last_error());
     cr_assert_eq(frt_projector_in_dim(proj), 48);
     cr_assert_eq(frt_projector_out_dim(proj), 64);
-    for (int i = 0; i < N_ISAS; i++) {
-        if (!use_isa(i)) continue;
-        vstream_vision(clip, proj, g, gc, ISA_NAMES[i], ISAS[i].avx512bf16 ? TOL_BF16_ACT : TOL);
+    for (int i = 0; i < TU_N_ISAS; i++) {
+        if (!tu_use_isa(i)) continue;
+        vstream_vision(clip, proj, g, gc, tu_isa_names[i],
+                       tu_isas[i].avx512bf16 ? TOL_BF16_ACT : TOL);
     }
     frt_projector_close(proj);
     frt_st_close(st);
@@ -475,7 +459,7 @@ Test(clip, tower_named_by_mm_vision_tower)
     frt_st *gv = open_st(GOLDENS "/vstream-tiny.safetensors");
     const char *weights[] = {MODELS "/vstream-tiny/model.safetensors",
                              MODELS "/llama-tiny/model.safetensors"};
-    frt_cpu_restrict(&ISAS[2]);
+    frt_cpu_restrict(&tu_isas[2]);
     for (int i = 0; i < 2; i++) {
         frt_clip *clip = NULL;
         cr_assert_eq(open_with_tower(weights[i], MODELS "/clip-tiny", &clip), FRT_OK, "%s",

@@ -33,22 +33,6 @@
  * row takes the f32 GEMV). */
 #define TOL_BF16_ACT 2e-2
 
-static const frt_cpu_info ISAS[] = {
-    {0},
-    {.avx2 = true},
-    {.avx2 = true, .avx512 = true},
-    {.avx2 = true, .avx512 = true, .avx512bf16 = true, .avx512vnni = true}};
-static const char *const ISA_NAMES[] = {"scalar", "avx2", "avx512", "avx512bf16"};
-#define N_ISAS 4
-
-static bool use_isa(int i)
-{
-    frt_cpu_restrict(&ISAS[i]);
-    const frt_cpu_info *c = frt_cpu();
-    return c->avx2 == ISAS[i].avx2 && c->avx512 == ISAS[i].avx512 &&
-           c->avx512bf16 == ISAS[i].avx512bf16;
-}
-
 static void teardown(void)
 {
     frt_cpu_restrict(NULL);
@@ -161,12 +145,12 @@ static void check_model(const char *name, bool bf16)
     frt_st *g = open_st(path);
     frt_llama *m = open_model(name, NULL);
     const int32_t *ids = golden(g, "input_ids", 12);
-    for (int i = 0; i < N_ISAS; i++) {
-        if (!use_isa(i)) continue;
+    for (int i = 0; i < TU_N_ISAS; i++) {
+        if (!tu_use_isa(i)) continue;
         char what[128];
-        snprintf(what, sizeof what, "%s %s", name, ISA_NAMES[i]);
+        snprintf(what, sizeof what, "%s %s", name, tu_isa_names[i]);
         check_golden_run(m, g, ids, NULL, 12, what,
-                         bf16 && ISAS[i].avx512bf16 ? TOL_BF16_ACT : TOL);
+                         bf16 && tu_isas[i].avx512bf16 ? TOL_BF16_ACT : TOL);
     }
     frt_llama_close(m);
     frt_st_close(g);
@@ -350,11 +334,11 @@ Test(llama, vstream_splice_and_logits)
     cr_expect_eq(frt_llama_splice(m, ids, 5, blocks, &nb, 1, emb, 45, &rows), FRT_ERR_INVALID_ARG);
     cr_expect_eq(frt_llama_splice(m, ids, 13, blocks, &nb, 1, emb, 43, &rows), FRT_ERR_LIMIT);
 
-    for (int i = 0; i < N_ISAS; i++) {
-        if (!use_isa(i)) continue;
+    for (int i = 0; i < TU_N_ISAS; i++) {
+        if (!tu_use_isa(i)) continue;
         char what[64];
-        snprintf(what, sizeof what, "vstream-tiny %s", ISA_NAMES[i]);
-        check_golden_run(m, g, NULL, emb, 44, what, ISAS[i].avx512bf16 ? TOL_BF16_ACT : TOL);
+        snprintf(what, sizeof what, "vstream-tiny %s", tu_isa_names[i]);
+        check_golden_run(m, g, NULL, emb, 44, what, tu_isas[i].avx512bf16 ? TOL_BF16_ACT : TOL);
     }
     frt_llama_close(m);
     frt_st_close(g);
@@ -375,7 +359,7 @@ Test(llama, vstream_end_to_end_from_pixels)
     cr_assert_eq(frt_clip_open(st, cfg, NULL, NULL, &clip), FRT_OK, "%s", frt_last_error());
     cr_assert_eq(frt_projector_open(st, cfg, NULL, 0, NULL, &proj), FRT_OK, "%s", frt_last_error());
     cr_assert_eq(frt_llama_open(st, cfg, NULL, NULL, &m), FRT_OK, "%s", frt_last_error());
-    frt_cpu_restrict(&ISAS[2]); /* f32 arithmetic everywhere (no bf16 activations) */
+    frt_cpu_restrict(&tu_isas[2]); /* f32 arithmetic everywhere (no bf16 activations) */
     float feats[64 * 48], pooled[32 * 48], projected[32 * 64], emb[44 * 64];
     const char *px[] = {"image_a.pixel_values", "image_b.pixel_values"};
     for (int i = 0; i < 2; i++) {
@@ -534,10 +518,10 @@ Test(llama, converted_bin_checkpoint_loads)
     frt_llama *m = NULL;
     cr_assert_eq(frt_llama_open_dir(path, NULL, &m), FRT_OK, "%s", frt_last_error());
     frt_st *g = open_st(GOLDENS "/llama-tiny.safetensors");
-    for (int i = 0; i < N_ISAS; i++) {
-        if (!use_isa(i)) continue;
+    for (int i = 0; i < TU_N_ISAS; i++) {
+        if (!tu_use_isa(i)) continue;
         char what[64];
-        snprintf(what, sizeof what, "converted llama-tiny, F16 weights, %s", ISA_NAMES[i]);
+        snprintf(what, sizeof what, "converted llama-tiny, F16 weights, %s", tu_isa_names[i]);
         double e = check_golden_run(m, g, golden(g, "input_ids", 12), NULL, 12, what, 5e-3);
         cr_expect_gt(e, 1e-5, "F16 weights must show their rounding");
     }

@@ -20,6 +20,21 @@ void tu_check_leaks(void)
 void tu_check_leaks(void) {}
 #endif
 
+const frt_cpu_info tu_isas[TU_N_ISAS] = {
+    {0},
+    {.avx2 = true},
+    {.avx2 = true, .avx512 = true},
+    {.avx2 = true, .avx512 = true, .avx512bf16 = true, .avx512vnni = true}};
+const char *const tu_isa_names[TU_N_ISAS] = {"scalar", "avx2", "avx512", "avx512bf16"};
+
+bool tu_use_isa(int i)
+{
+    frt_cpu_restrict(&tu_isas[i]);
+    const frt_cpu_info *c = frt_cpu();
+    return c->avx2 == tu_isas[i].avx2 && c->avx512 == tu_isas[i].avx512 &&
+           c->avx512bf16 == tu_isas[i].avx512bf16;
+}
+
 uint64_t tu_seed(void)
 {
     static uint64_t seed;
@@ -37,7 +52,10 @@ uint64_t tu_seed(void)
     return seed;
 }
 
-void tu_rng_init(tu_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ull + 1; }
+void tu_rng_init(tu_rng *r, uint64_t seed)
+{
+    r->s = seed * 0x9E3779B97F4A7C15ull + 1;
+}
 
 uint64_t tu_next(tu_rng *r)
 {

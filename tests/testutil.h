@@ -2,8 +2,11 @@
 #ifndef FRT_TESTUTIL_H
 #define FRT_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cpu.h"
 
 /* A seed drawn fresh per run (printed, so a failure can be replayed with
  * FRT_TEST_SEED=N). */
@@ -22,6 +25,14 @@ void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi);
 double tu_max_rel_err(const float *a, const float *b, size_t n, double floor);
 /* Fill with a NaN pattern so unwritten outputs are caught. */
 void tu_poison(float *x, size_t n);
+/* The kernel paths a test can force with frt_cpu_restrict: scalar, avx2,
+ * avx512, avx512 with BF16 (and VNNI). tu_use_isa(i) restricts the CPU to
+ * tu_isas[i] and returns false when this machine lacks that path; callers
+ * restore with frt_cpu_restrict(NULL). */
+#define TU_N_ISAS 4
+extern const frt_cpu_info tu_isas[TU_N_ISAS];
+extern const char *const tu_isa_names[TU_N_ISAS];
+bool tu_use_isa(int i);
 /* Under ASan: abort the test's worker if anything leaked so far. A leak
  * LeakSanitizer reports when the worker exits comes after Criterion took
  * its verdict (and an assertion in .fini is not counted), so a suite's .fini

@@ -3,7 +3,10 @@
 #define FRT_BENCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include "tensor.h"
 
 #include "safetensors.h"
 
@@ -16,6 +19,11 @@ typedef struct bench_machine {
 } bench_machine;
 
 void bench_measure_machine(bench_machine *m);
+
+/* n values of dtype t (F32, F16 or BF16), uniform in [-amplitude, amplitude)
+ * from a seeded generator, every page touched; frt_free it. NULL when out of
+ * memory. */
+void *bench_random_data(frt_dtype t, size_t n, uint64_t seed, float amplitude);
 
 /* Monotonic seconds. */
 double bench_now(void);

@@ -54,38 +54,6 @@ static void usage(FILE *f)
                "  --sweep-tiles    only time N=4096 non-causal flash over a grid of tiles\n");
 }
 
-static void fill_f32(float *x, size_t n, uint64_t seed)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        /* sum of two uniforms: cheap, roughly bell-shaped, in (-1.7, 1.7) */
-        x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) +
-                       (double)((s >> 16) & 0xffffff) / (double)(1ull << 24) - 1.0) *
-               1.7f;
-    }
-}
-
-/* Random K/V (or Q) data of dtype dt, n elements. NULL when out of memory. */
-static void *alloc_filled(frt_dtype dt, size_t n, uint64_t seed)
-{
-    float *f = frt_alloc(n * sizeof(float));
-    if (!f) return NULL;
-    fill_f32(f, n, seed);
-    if (dt == FRT_F32) return f;
-    uint16_t *h = frt_alloc(n * sizeof(uint16_t));
-    if (h) {
-        if (dt == FRT_F16)
-            frt_f32_to_f16_row(f, h, n);
-        else
-            frt_f32_to_bf16_row(f, h, n);
-    }
-    frt_free(f);
-    return h;
-}
-
 typedef struct {
     void *q, *k, *v, *o;
     frt_attn_args a;
@@ -97,9 +65,9 @@ static bool bufs_make(attn_bufs *b, frt_dtype dt, int64_t nq, int64_t nk, int64_
 {
     memset(b, 0, sizeof *b);
     size_t es = frt_dtype_size(dt);
-    b->q = alloc_filled(FRT_F32, (size_t)(nq * h * d), 1);
-    b->k = alloc_filled(dt, (size_t)(nk * h_kv * d), 2);
-    b->v = alloc_filled(dt, (size_t)(nk * h_kv * d), 3);
+    b->q = bench_random_data(FRT_F32, (size_t)(nq * h * d), 1, 1.7f);
+    b->k = bench_random_data(dt, (size_t)(nk * h_kv * d), 2, 1.7f);
+    b->v = bench_random_data(dt, (size_t)(nk * h_kv * d), 3, 1.7f);
     b->o = frt_alloc((size_t)(nq * h * d) * sizeof(float));
     if (b->o) memset(b->o, 0, (size_t)(nq * h * d) * sizeof(float));
     if (!b->q || !b->k || !b->v || !b->o) return false;

@@ -59,35 +59,6 @@ static void usage(FILE *f)
                "  Threads: FRT_THREADS (OpenBLAS is given the same number).\n");
 }
 
-static void fill(float *x, size_t n, uint64_t seed)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        x[i] = (float)((double)(s >> 40) / (double)(1ull << 24) - 0.5);
-    }
-}
-
-/* n weights of dtype t, random, every page touched. NULL when out of memory. */
-static void *make_weights(frt_dtype t, size_t n, uint64_t seed)
-{
-    float *f = frt_alloc(n * sizeof(float));
-    if (!f) return NULL;
-    fill(f, n, seed);
-    if (t == FRT_F32) return f;
-    uint16_t *h = frt_alloc(n * sizeof(uint16_t));
-    if (h) {
-        if (t == FRT_F16)
-            frt_f32_to_f16_row(f, h, n);
-        else
-            frt_f32_to_bf16_row(f, h, n);
-    }
-    frt_free(f);
-    return h;
-}
-
 typedef struct {
     frt_gemm_args a;
     void *w[MAX_COPIES];
@@ -112,15 +83,15 @@ static bool case_make(gemm_case *c, const shape *s, frt_dtype t, bool streaming)
     if (c->copies > MAX_COPIES) c->copies = MAX_COPIES;
     int made = 0;
     for (; made < c->copies; made++)
-        if (!(c->w[made] = make_weights(t, (size_t)(s->N * s->K), 7 + (uint64_t)made))) break;
+        if (!(c->w[made] = bench_random_data(t, (size_t)(s->N * s->K), 7 + (uint64_t)made, 0.5f)))
+            break;
     c->copies = made;
-    c->x = frt_alloc((size_t)(s->M * s->K) * sizeof(float));
+    c->x = bench_random_data(FRT_F32, (size_t)(s->M * s->K), 3, 0.5f);
     c->y = frt_alloc((size_t)(s->M * s->N) * sizeof(float));
     if (made == 0 || !c->x || !c->y) {
         case_free(c);
         return false;
     }
-    fill(c->x, (size_t)(s->M * s->K), 3);
     memset(c->y, 0, (size_t)(s->M * s->N) * sizeof(float));
     c->a = (frt_gemm_args){s->M, s->N, s->K, c->x, s->K, c->w[0], t, s->K, NULL, c->y, s->N, false};
     return true;

@@ -35,8 +35,14 @@ static double status_field_mb(const char *key)
     return kb / 1024.0;
 }
 
-double bench_peak_rss_mb(void) { return status_field_mb("VmHWM:"); }
-double bench_rss_mb(void) { return status_field_mb("VmRSS:"); }
+double bench_peak_rss_mb(void)
+{
+    return status_field_mb("VmHWM:");
+}
+double bench_rss_mb(void)
+{
+    return status_field_mb("VmRSS:");
+}
 
 bool bench_reset_peak_rss(void)
 {
@@ -44,6 +50,29 @@ bool bench_reset_peak_rss(void)
     if (!f) return false;
     bool ok = fputs("5", f) >= 0;
     return fclose(f) == 0 && ok;
+}
+
+void *bench_random_data(frt_dtype t, size_t n, uint64_t seed, float amplitude)
+{
+    float *f = frt_alloc(n * sizeof(float));
+    if (!f) return NULL;
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        f[i] = (float)((double)(s >> 40) / (double)(1ull << 23) - 1.0) * amplitude;
+    }
+    if (t == FRT_F32) return f;
+    uint16_t *h = frt_alloc(n * sizeof(uint16_t));
+    if (h) {
+        if (t == FRT_F16)
+            frt_f32_to_f16_row(f, h, n);
+        else
+            frt_f32_to_bf16_row(f, h, n);
+    }
+    frt_free(f);
+    return h;
 }
 
 /* ---- calibration ---------------------------------------------------------- */
@@ -67,7 +96,8 @@ static double thread_cpu_seconds(void)
 static void atomic_add_double(_Atomic double *a, double v)
 {
     double cur = atomic_load(a);
-    while (!atomic_compare_exchange_weak(a, &cur, cur + v)) {}
+    while (!atomic_compare_exchange_weak(a, &cur, cur + v)) {
+    }
 }
 
 static void loop_task(void *arg, int ith, int nth)
@@ -204,8 +234,7 @@ bench_out *bench_out_begin(const char *bench, const bench_machine *m, bool json)
                "DRAM read %.1f GB/s (measured now; CPU: %s)\n\n",
                bench, m->threads, m->fma_peak_gflops, m->bf16_peak_gflops, m->dram_gbps,
                frt_cpu_features());
-        printf("%-40s %12s %10s %8s %9s  %s\n", "case", "figure", "ms", "ratio", "rss_mb",
-               "notes");
+        printf("%-40s %12s %10s %8s %9s  %s\n", "case", "figure", "ms", "ratio", "rss_mb", "notes");
     }
     fflush(stdout);
     return o;

@@ -40,7 +40,8 @@ typedef struct frt_attn_params {
     int64_t mask_stride;
     /* Decode only: FlashDecoding++ unified max. When use_unified_max, the
      * softmax uses the fixed phi instead of tracking the row max; rows whose
-     * scores leave [phi - range, phi + range] are recomputed exactly. */
+     * scores leave the safe range around phi (FRT_ATTN_UNIFIED_LO/HI in
+     * kernels/cpu/attention.h) are recomputed exactly. */
     bool use_unified_max;
     float phi;
 } frt_attn_params;

@@ -10,8 +10,11 @@
 #define FRT_HUGE_ALIGN (2u << 20)
 
 static long g_fail_after; /* fault injection: 0 off, n: the n-th call fails */
+static long g_calls;      /* atomic: answering and pool threads allocate too */
 
 void frt_alloc_fail_after(long n) { g_fail_after = n; }
+
+long frt_alloc_calls(void) { return __atomic_load_n(&g_calls, __ATOMIC_RELAXED); }
 
 static bool injected_failure(void)
 {
@@ -21,6 +24,7 @@ static bool injected_failure(void)
 
 void *frt_alloc(size_t size)
 {
+    __atomic_fetch_add(&g_calls, 1, __ATOMIC_RELAXED);
     if (injected_failure()) {
         frt_error(FRT_ERR_NOMEM, "out of memory allocating %zu bytes (injected)", size);
         return NULL;

@@ -23,6 +23,9 @@ void frt_free(void *p);
 /* Test hook: make the n-th allocation from now fail (n >= 1); 0 disables.
  * Used by the fault-injection tests. Not thread-safe. */
 void frt_alloc_fail_after(long n);
+/* Test hook: frt_alloc calls so far, from every thread (the fault-injection
+ * tests check that a sweep failed each allocation of a load in turn). */
+long frt_alloc_calls(void);
 
 /* a*b and a+b into *out; false on overflow (nothing is written then). */
 static inline bool frt_mul_size(size_t a, size_t b, size_t *out)

@@ -1,4 +1,4 @@
-/* safetensors checkpoints: mmap, validate every header, then hand out views. */
+/* safetensors checkpoints: read (or mmap), validate every header, then hand out views. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +50,8 @@ typedef struct {
 
 typedef struct {
     char *path;
-    uint8_t *map;
+    uint8_t *map; /* the whole file: read into memory we own, or mapped */
+    bool mapped;
     size_t size;
     uint64_t data_start; /* 8 + header length */
     char *names;
@@ -224,7 +225,52 @@ static frt_status check_metadata(const st_shard *sh, const cJSON *meta)
     return FRT_OK;
 }
 
-/* Map path and validate its header into sh (cleaned up by shard_free on any outcome). */
+/* Weights are read into memory we own by default: a mapping of a file that another process
+ * truncates or rewrites afterwards raises SIGBUS on the next touch, and a library must neither
+ * die of that nor install a signal handler behind its user's back. FRT_MMAP=1 maps instead
+ * (pages load lazily and the page cache is shared between processes), for checkpoints too big
+ * to copy, accepting that risk (docs/RELIABILITY.md). */
+static bool use_mmap(void)
+{
+    const char *e = getenv("FRT_MMAP");
+    return e && !strcmp(e, "1");
+}
+
+/* Map the file when asked to; otherwise shard_parse reads it, piece by piece, so that a file
+ * that is not safetensors is refused after its first bytes. */
+static frt_status map_file(st_shard *sh, int fd, size_t size)
+{
+    sh->size = size;
+    if (!use_mmap()) return FRT_OK;
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return frt_error_at(FRT_ERR_IO, sh->path, NULL, -1, "mmap failed: %s", strerror(errno));
+    sh->map = map;
+    sh->mapped = true;
+    return FRT_OK;
+}
+
+/* Bytes [from, to) of the file to dst + from (nothing to do for a mapping). */
+static frt_status read_range(const st_shard *sh, int fd, uint8_t *dst, size_t from, size_t to)
+{
+    while (!sh->mapped && from < to) {
+        ssize_t n = pread(fd, dst + from, to - from, (off_t)from);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return frt_error_at(FRT_ERR_IO, sh->path, NULL, (int64_t)from, "read failed: %s",
+                                strerror(errno));
+        if (n == 0)
+            return frt_error_at(FRT_ERR_IO, sh->path, NULL, (int64_t)from,
+                                "file shrank to %zu bytes while being read (%zu expected)", from,
+                                sh->size);
+        from += (size_t)n;
+    }
+    return FRT_OK;
+}
+
+static frt_status shard_parse(st_shard *sh, int fd);
+
+/* Load path and validate its header into sh (cleaned up by shard_free on any outcome). */
 static frt_status shard_open(st_shard *sh, const char *path, bool missing_is_not_found)
 {
     sh->path = dup_str(path);
@@ -250,16 +296,22 @@ static frt_status shard_open(st_shard *sh, const char *path, bool missing_is_not
                             "length",
                             (long long)sb.st_size);
     }
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
+    frt_status s = map_file(sh, fd, (size_t)sb.st_size);
+    if (s == FRT_OK) s = shard_parse(sh, fd);
     close(fd);
-    if (map == MAP_FAILED)
-        return frt_error_at(FRT_ERR_IO, path, NULL, -1, "mmap failed: %s", strerror(map_errno));
-    sh->map = map;
-    sh->size = (size_t)sb.st_size;
+    return s;
+}
+
+/* Validate the header of the file behind fd, then read its data. */
+static frt_status shard_parse(st_shard *sh, int fd)
+{
+    const char *path = sh->path;
+    uint8_t head[8];
+    FRT_TRY(read_range(sh, fd, head, 0, 8));
+    if (sh->mapped) memcpy(head, sh->map, 8);
 
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | sh->map[i];
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | head[i];
     if (hlen == 0) return frt_error_at(FRT_ERR_FORMAT, path, NULL, 0, "header length is 0");
     if (hlen > ST_MAX_HEADER)
         return frt_error_at(FRT_ERR_FORMAT, path, NULL, 0,
@@ -271,6 +323,11 @@ static frt_status shard_open(st_shard *sh, const char *path, bool missing_is_not
                             "header length %llu runs past the end of the file (%zu bytes)",
                             (unsigned long long)hlen, sh->size);
     sh->data_start = 8 + hlen;
+    if (!sh->mapped) {
+        if (!(sh->map = frt_alloc(sh->size))) return FRT_ERR_NOMEM;
+        memcpy(sh->map, head, 8);
+        FRT_TRY(read_range(sh, fd, sh->map, 8, sh->data_start));
+    }
 
     const char *text = (const char *)sh->map + 8, *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, (size_t)hlen, &end, 0);
@@ -326,6 +383,7 @@ static frt_status shard_open(st_shard *sh, const char *path, bool missing_is_not
     }
 done:
     cJSON_Delete(root);
+    if (s == FRT_OK) s = read_range(sh, fd, sh->map, (size_t)sh->data_start, sh->size);
     return s;
 }
 
@@ -357,7 +415,10 @@ static frt_status check_overlap(const st_shard *sh)
 
 static void shard_free(st_shard *sh)
 {
-    if (sh->map) munmap(sh->map, sh->size);
+    if (sh->mapped)
+        munmap(sh->map, sh->size);
+    else
+        frt_free(sh->map);
     frt_free(sh->names);
     frt_free(sh->entries);
     frt_free(sh->path);

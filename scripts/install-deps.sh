@@ -16,6 +16,8 @@ PKGS=(
   libsndfile1-dev portaudio19-dev libespeak-ng-dev espeak-ng libfftw3-dev sox
   # reference implementation, goldens and training
   python3 python3-numpy python3-torch python3-sentencepiece sentencepiece
+  # speech corpus text (tools/speechcorpus)
+  wordnet-base
 )
 
 missing=()

@@ -183,3 +183,59 @@ def tokens(ipa):
 
 def is_sound(tok):
     return tok != " " and tok not in PAUSE_PUNCT
+
+
+PAUSE_NAMES = ["<sil>", "sil", "sp", "<pause>", "SIL"]
+MODIFIERS = set("\u02c8\u02cc")  # stress marks: no sound of their own
+
+
+def split_durations(phonemes, starts, ends, symbols):
+    """Map whole tokens onto an inventory the way speech/frontend.c does (whole
+    symbol, else the longest inventory symbols in turn; punctuation the
+    inventory lacks becomes its pause symbol) and share each token's time
+    among its pieces: stress marks get 0, the other pieces equal parts.
+    Returns (symbols, starts, ends); the time of a dropped token goes to the
+    symbol before it."""
+    inv = set(s for s in symbols if s)
+    by_len = sorted(inv, key=len, reverse=True)
+    pause = next((p for p in PAUSE_NAMES if p in inv), None)
+    space = next((p for p in (" ", "<space>", "|") if p in inv), None)
+    out_s, out_a, out_b = [], [], []
+
+    def push(sym, a, b):
+        out_s.append(sym)
+        out_a.append(a)
+        out_b.append(b)
+
+    for tok, a, b in zip(phonemes, starts, ends):
+        if tok == " " or tok in PAUSE_PUNCT:
+            sym = space if tok == " " else (tok if tok in inv else pause)
+            if sym is not None:
+                push(sym, a, b)
+            elif out_b:
+                out_b[-1] = b
+            continue
+        if tok in inv:
+            push(tok, a, b)
+            continue
+        pieces, i = [], 0
+        while i < len(tok):
+            m = next((s for s in by_len if tok.startswith(s, i)), None)
+            if m is None:
+                i += 1
+                continue
+            pieces.append(m)
+            i += len(m)
+        if not pieces:
+            if out_b:
+                out_b[-1] = b
+            continue
+        sounding = [p for p in pieces if not all(c in MODIFIERS for c in p)] or pieces
+        share = (b - a) / len(sounding)
+        t = a
+        for p in pieces:
+            d = share if p in sounding else 0.0
+            push(p, t, t + d)
+            t += d
+        out_b[-1] = b
+    return out_s, out_a, out_b

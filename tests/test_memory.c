@@ -447,6 +447,116 @@ Test(memory, snapshots_pin_and_copy)
     frt_star_free(m);
 }
 
+/* Ablations: every nonempty set of parts keeps exactly those parts' rows of
+ * the full snapshot, in order, with the counts to match. */
+Test(memory, select_parts)
+{
+    frt_star_config c;
+    frt_star_config_default(&c, 3);
+    c.p_spa = 4;
+    c.p_tem = 2;
+    c.p_abs = 2;
+    c.n_spa = 2;
+    c.n_tem = 3;
+    c.n_abs = 2;
+    c.n_buff = 6;
+    tu_rng r;
+    tu_rng_init(&r, tu_seed());
+    frt_star *m = make(&c, &r);
+    float *f = random_frames(&r, &c, 12);
+    const size_t fs = (size_t)16 * 3;
+    for (int t = 0; t < 12; t++) frt_star_push(m, f + t * fs, t);
+    const int cap = frt_star_tokens_after(&c, 12);
+    float *full = malloc((size_t)cap * 3 * sizeof(float));
+    float *part = malloc((size_t)cap * 3 * sizeof(float));
+    frt_star_snapshot all, sel;
+    cr_assert_eq(frt_star_copy(m, full, cap, &all), FRT_OK);
+    const int n[4] = {all.n_abstract, all.n_temporal, all.n_retrieved, all.n_spatial};
+    cr_assert(n[0] == 2 * 4 && n[1] == 3 * 4 && n[2] == 3 * 16 && n[3] == 2 * 16, "%d %d %d %d",
+              n[0], n[1], n[2], n[3]);
+    for (unsigned parts = 1; parts <= FRT_STAR_PART_ALL; parts++) {
+        cr_assert_eq(frt_star_copy(m, part, cap, &sel), FRT_OK);
+        frt_star_select(&sel, part, parts);
+        const int got[4] = {sel.n_abstract, sel.n_temporal, sel.n_retrieved, sel.n_spatial};
+        int at = 0, from = 0;
+        for (int p = 0; p < 4; p++) {
+            bool keep = parts & (1u << p);
+            cr_assert_eq(got[p], keep ? n[p] : 0, "parts %u part %d", parts, p);
+            if (keep) {
+                cr_assert_eq(memcmp(part + (size_t)at * 3, full + (size_t)from * 3,
+                                    (size_t)n[p] * 3 * sizeof(float)),
+                             0, "parts %u part %d rows", parts, p);
+                at += n[p];
+            }
+            from += n[p];
+        }
+        cr_assert_eq(sel.n_tokens, at);
+        cr_assert_eq(sel.tokens, part);
+        cr_assert_eq(sel.frames, 12);
+        cr_assert_eq(sel.n_ret_frames, parts & FRT_STAR_PART_RETRIEVED ? all.n_ret_frames : 0);
+    }
+    free(full);
+    free(part);
+    free(f);
+    frt_star_free(m);
+}
+
+/* The writer's own copy is the state after the last push even when that
+ * push could not publish (every slot pinned). */
+Test(memory, copy_state_exact_when_publishing_skipped)
+{
+    frt_star_config c;
+    frt_star_config_default(&c, 3);
+    c.n_tem = 3;
+    c.n_abs = 3;
+    c.n_buff = 4;
+    tu_rng r;
+    tu_rng_init(&r, 11);
+    frt_star *a = make(&c, &r);
+    tu_rng_init(&r, 11);
+    frt_star *b = make(&c, &r);
+    const int frames = FRT_STAR_SLOTS + 3;
+    float *f = random_frames(&r, &c, frames);
+    const size_t fs = (size_t)64 * 3;
+    const frt_star_snapshot *pins[FRT_STAR_SLOTS];
+    for (int t = 0; t < frames; t++) {
+        frt_star_push(a, f + t * fs, t + 0.25);
+        frt_star_push(b, f + t * fs, t + 0.25);
+        if (t < FRT_STAR_SLOTS) pins[t] = frt_star_acquire(a);
+    }
+    frt_star_state st;
+    frt_star_inspect(a, &st);
+    cr_assert_eq(st.skipped_publish, frames - FRT_STAR_SLOTS);
+    const int cap = frt_star_tokens_after(&c, frames);
+    float *got = malloc((size_t)cap * 3 * sizeof(float));
+    float *want = malloc((size_t)cap * 3 * sizeof(float));
+    frt_star_snapshot gi, wi;
+    cr_assert_eq(frt_star_copy_state(a, got, cap, &gi), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_star_copy(b, want, cap, &wi), FRT_OK);
+    cr_assert_eq(gi.frames, frames);
+    cr_assert_float_eq(gi.time_s, frames - 0.75, 0);
+    cr_assert_eq(gi.tokens, got);
+    cr_assert_eq(gi.n_tokens, wi.n_tokens);
+    cr_assert_eq(gi.n_abstract, wi.n_abstract);
+    cr_assert_eq(gi.n_temporal, wi.n_temporal);
+    cr_assert_eq(gi.n_retrieved, wi.n_retrieved);
+    cr_assert_eq(gi.n_spatial, wi.n_spatial);
+    cr_assert_eq(gi.n_ret_frames, wi.n_ret_frames);
+    cr_assert_eq(memcmp(got, want, (size_t)wi.n_tokens * 3 * sizeof(float)), 0);
+    /* what readers still get is older */
+    frt_star_snapshot old;
+    cr_assert_eq(frt_star_copy(a, want, cap, &old), FRT_OK);
+    cr_assert_eq(old.frames, FRT_STAR_SLOTS);
+    cr_assert_eq(frt_star_copy_state(a, got, cap - 1, &gi), FRT_ERR_LIMIT);
+    cr_assert_eq(frt_star_copy_state(a, NULL, cap, &gi), FRT_ERR_INVALID_ARG);
+    for (int p = 0; p < FRT_STAR_SLOTS; p++) frt_star_release(a, pins[p]);
+    free(got);
+    free(want);
+    free(f);
+    frt_star_free(a);
+    frt_star_free(b);
+}
+
 /* Memory stays bounded: a long stream through a small buffer retrieves only
  * recent frames, and the state counts every frame. */
 Test(memory, long_stream_bounded)

@@ -95,6 +95,7 @@ struct frt_star {
     atomic_int ref[FRT_STAR_SLOTS];
     atomic_int current;
     int64_t skipped;
+    double time_s; /* of the last push */
 };
 
 void frt_star_config_default(frt_star_config *c, int dim)
@@ -681,25 +682,14 @@ static void put(float **dst, const float *src, size_t n)
     *dst += n;
 }
 
-/* Fill a free slot with the current state and publish it; skip (and count)
- * when every other slot is pinned. */
-static void publish(frt_star *m, double time_s)
+/* Write the current state's tokens to dst (room for max_tokens rows) and
+ * describe them in *sn. */
+static void fill(frt_star *m, float *dst, frt_star_snapshot *sn)
 {
     const frt_star_config *c = &m->c;
-    int cur = atomic_load(&m->current), slot = -1;
-    for (int i = 0; i < FRT_STAR_SLOTS; i++)
-        if (i != cur && atomic_load(&m->ref[i]) == 0) {
-            slot = i;
-            break;
-        }
-    if (slot < 0) {
-        m->skipped++;
-        return;
-    }
-    star_slot *s = &m->slots[slot];
-    float *dst = s->tokens;
     const int dim = c->dim, fs = m->fs;
-    frt_star_snapshot *sn = &s->snap;
+    sn->tokens = dst;
+    sn->dim = dim;
     if (m->chunk_frames > 0) /* compat: the partial chunk counts, uncommitted */
         attend(m, dst, m->chunk_frames * m->at);
     else
@@ -720,7 +710,24 @@ static void publish(frt_star *m, double time_s)
     sn->n_spatial = m->spa_count * c->p_spa * c->p_spa;
     sn->n_tokens = sn->n_abstract + sn->n_temporal + sn->n_retrieved + sn->n_spatial;
     sn->frames = m->frames;
-    sn->time_s = time_s;
+    sn->time_s = m->time_s;
+}
+
+/* Fill a free slot with the current state and publish it; skip (and count)
+ * when every other slot is pinned. */
+static void publish(frt_star *m)
+{
+    int cur = atomic_load(&m->current), slot = -1;
+    for (int i = 0; i < FRT_STAR_SLOTS; i++)
+        if (i != cur && atomic_load(&m->ref[i]) == 0) {
+            slot = i;
+            break;
+        }
+    if (slot < 0) {
+        m->skipped++;
+        return;
+    }
+    fill(m, m->slots[slot].tokens, &m->slots[slot].snap);
     atomic_store(&m->current, slot);
 }
 
@@ -745,7 +752,8 @@ frt_status frt_star_push(frt_star *m, const float *frame, double time_s)
         m->spa_head = (m->spa_head + 1) % c->n_spa;
     }
     retrieve(m);
-    publish(m, time_s);
+    m->time_s = time_s;
+    publish(m);
     return FRT_OK;
 }
 
@@ -784,6 +792,40 @@ frt_status frt_star_copy(frt_star *m, float *dst, int cap_tokens, frt_star_snaps
     info->tokens = dst;
     frt_star_release(m, s);
     return FRT_OK;
+}
+
+frt_status frt_star_copy_state(frt_star *m, float *dst, int cap_tokens, frt_star_snapshot *info)
+{
+    if (!m || !info || !dst)
+        return frt_error(FRT_ERR_INVALID_ARG, "star copy_state: NULL argument");
+    int need = frt_star_tokens_after(&m->c, m->frames);
+    if (need > cap_tokens)
+        return frt_error(FRT_ERR_LIMIT, "star copy_state: %d tokens do not fit in %d", need,
+                         cap_tokens);
+    fill(m, dst, info);
+    return FRT_OK;
+}
+
+void frt_star_select(frt_star_snapshot *s, float *tokens, unsigned parts)
+{
+    const int n[4] = {s->n_abstract, s->n_temporal, s->n_retrieved, s->n_spatial};
+    const size_t row = (size_t)s->dim;
+    int from = 0, to = 0, kept[4];
+    for (int p = 0; p < 4; p++) {
+        kept[p] = parts & (1u << p) ? n[p] : 0;
+        if (kept[p] && from != to)
+            memmove(tokens + (size_t)to * row, tokens + (size_t)from * row,
+                    (size_t)n[p] * row * sizeof(float));
+        from += n[p];
+        to += kept[p];
+    }
+    s->n_abstract = kept[0];
+    s->n_temporal = kept[1];
+    s->n_retrieved = kept[2];
+    s->n_spatial = kept[3];
+    s->n_tokens = to;
+    if (!kept[2]) s->n_ret_frames = 0;
+    s->tokens = tokens;
 }
 
 void frt_star_inspect(const frt_star *m, frt_star_state *out)

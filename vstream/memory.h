@@ -165,6 +165,24 @@ void frt_star_release(frt_star *m, const frt_star_snapshot *s);
  * rows of dim) and its description into *info (tokens pointing at dst).
  * FRT_ERR_LIMIT when cap_tokens is too small. Thread-safe. */
 frt_status frt_star_copy(frt_star *m, float *dst, int cap_tokens, frt_star_snapshot *info);
+/* Writer: the same copy of the state after the last push, made from the
+ * state itself, so it is exact even when that push's snapshot was not
+ * published (every slot pinned). Writer thread only. */
+frt_status frt_star_copy_state(frt_star *m, float *dst, int cap_tokens, frt_star_snapshot *info);
+
+/* The memory's parts, as bits (ablations hand only some of them on). */
+enum {
+    FRT_STAR_PART_ABSTRACT = 1,
+    FRT_STAR_PART_TEMPORAL = 2,
+    FRT_STAR_PART_RETRIEVED = 4,
+    FRT_STAR_PART_SPATIAL = 8,
+    FRT_STAR_PART_ALL = 15
+};
+/* Keep only the parts in `parts` of a copied snapshot (tokens: its rows,
+ * as frt_star_copy wrote them), moving the kept rows together in their
+ * order and updating the counts in *s (a dropped retrieved part also drops
+ * ret_index). */
+void frt_star_select(frt_star_snapshot *s, float *tokens, unsigned parts);
 
 /* Writer-side view of the state after the last push, for tests and tools.
  * Valid until the next push; writer thread only. */

@@ -229,7 +229,8 @@ raw = subprocess.run(["ffmpeg", "-v", "error", "-i", mp4, "-f", "rawvideo", "-pi
 dec = np.frombuffer(raw, np.uint8).reshape(-1, SIZE, SIZE, 3)
 ref = w.frames(0, w.duration_s)
 err = np.abs(dec.astype(int) - ref.astype(int)).mean(axis=(1, 2, 3)) if dec.shape == ref.shape else None
-check(err is not None and err.max() < 6.0, f"decoded frames differ from the render (per-frame mean |err| {None if err is None else err.max():.2f})")
+check(err is not None and err.max() < 6.0,
+      f"decoded frames differ from the render: shape {dec.shape}, per-frame mean |err| {err}")
 
 print(f"vworld selfcheck: {'FAILED ' + str(failed) if failed else 'all passed'}")
 sys.exit(1 if failed else 0)

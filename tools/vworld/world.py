@@ -365,12 +365,12 @@ class World:
         return img
 
     def frames(self, i0, i1):
-        i0 = self._check_frame(i0)
-        if isinstance(i1, bool) or not isinstance(i1, (int, np.integer)) or not i0 <= i1 <= self.duration_s:
-            raise ValueError(f"frame range [{i0}, {i1}) outside [0, {self.duration_s}]")
-        out = np.empty((int(i1) - i0, SIZE, SIZE, 3), dtype=np.uint8)
+        ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (i0, i1))
+        if not ints or not 0 <= i0 <= i1 <= self.duration_s:
+            raise ValueError(f"frame range [{i0!r}, {i1!r}) outside [0, {self.duration_s}]")
+        out = np.empty((int(i1) - int(i0), SIZE, SIZE, 3), dtype=np.uint8)
         for k in range(out.shape[0]):
-            out[k] = self.frame(i0 + k)
+            out[k] = self.frame(int(i0) + k)
         return out
 
     # -- questions ---------------------------------------------------------

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Soak test for vstream-qa: DURATION seconds of stream (default 7200, two
 # hours) of an H.264 testsrc stream piped through stdin and decoded as fast
-# as it comes, a scripted question every QEVERY seconds of stream, resident
-# memory sampled ten times a second. Passes when every question is answered and
-# the RSS at the end is within 5% of the RSS at half time.
+# as it comes, QUESTIONS scripted questions spread evenly over the stream
+# (default one per minute of stream), resident memory sampled ten times a
+# second. Passes when every question is answered and the RSS at the end is
+# within 5% of the RSS at half time.
 #
-# Usage: scripts/soak-vstream.sh [BUILD_DIR] [DURATION_S] [PROGRESS_FILE]
-#   (make soak runs the two-hour version; e.g. 600 for a 10-minute check)
+# Usage: scripts/soak-vstream.sh [BUILD_DIR] [DURATION_S] [PROGRESS_FILE] [QUESTIONS]
+#   (make soak runs two hours and 1000 questions; e.g. 600 200 for a 10-minute check)
 # Progress lines "wall_s stream_s rss_kib" go to PROGRESS_FILE
 # (default soak-vstream.progress in the current directory); answers to
 # PROGRESS_FILE.json. Not part of make test.
@@ -15,7 +16,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 duration=${2:-7200}
 progress=${3:-$PWD/soak-vstream.progress}
-qevery=${QEVERY:-60}
+questions=${4:-$((duration / 60))}
+[ "$questions" -ge 1 ] || questions=1
 qa=$build/apps/vstream-qa
 model=$here/tests/data/models/vstream-tiny
 tok=$here/tests/data/tokenizer/ws.model
@@ -31,10 +33,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# question i at stream time i * duration / questions, the last one just before the end;
+# four wordings, so the prompt length varies
+qs=("What has happened in the last minute?" "What colour is the square?"
+  "Is anything moving on the screen right now, and which way?" "Describe the picture.")
 asks=()
 n_asks=0
-for (( t = qevery; t < duration; t += qevery )); do
-  asks+=(--ask "$t:What has happened in the last minute?")
+for (( i = 1; i < questions; i++ )); do
+  t=$(awk -v i="$i" -v d="$duration" -v q="$questions" 'BEGIN {printf "%.2f", i * d / q}')
+  asks+=(--ask "$t:${qs[i % 4]}")
   n_asks=$((n_asks + 1))
 done
 asks+=(--ask "$((duration - 2)):What happened overall?")

@@ -2,6 +2,7 @@
  * generated file (stream time, frames, memory sizes, latencies), the
  * bounded queue, cancel, close in the middle of an answer. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -392,6 +393,173 @@ Test(vstream_api, close_mid_answer)
     cr_expect_eq(r1.a.status, FRT_ERR_CANCELLED);
     cr_expect_eq(r2.finals, 1);
     cr_expect_eq(r2.a.status, FRT_ERR_CANCELLED);
+    tu_rmtree(dir);
+    free(dir);
+    free(video);
+}
+
+/* Questions about given stream times on a file: each answer sees exactly
+ * the frames up to its time, however far the writer has run ahead while
+ * the answering thread was held up. */
+Test(vstream_api, ask_at_sees_exactly_its_frames)
+{
+    reset();
+    char *dir = tu_tmpdir();
+    char *video = make_video(dir, 12);
+    if (!video) {
+        tu_rmtree(dir);
+        free(dir);
+        cr_skip_test("ffmpeg not found");
+    }
+    frt_vstream_options o;
+    frt_vstream_options_init(&o);
+    o.stream_tokens = 1;
+    o.max_new_tokens = 6;
+    o.queue_len = 12;
+    frt_vstream *vs;
+    open_tiny(&o, &vs);
+    uint64_t id;
+    cr_expect_eq(frt_vstream_ask_at(vs, -1, "q", on_answer, NULL, &id), FRT_ERR_INVALID_ARG);
+    cr_expect_eq(frt_vstream_ask_at(vs, NAN, "q", on_answer, NULL, &id), FRT_ERR_INVALID_ARG);
+    cr_expect_eq(frt_vstream_ask_at(vs, INFINITY, "q", on_answer, NULL, &id), FRT_ERR_INVALID_ARG);
+    cr_expect_eq(frt_vstream_ask_at(vs, 1, "", on_answer, NULL, &id), FRT_ERR_INVALID_ARG);
+
+    /* hold the answering thread in its first answer */
+    pthread_mutex_lock(&mu);
+    gate_closed = true;
+    pthread_mutex_unlock(&mu);
+    uint64_t hold;
+    cr_assert_eq(frt_vstream_ask(vs, "one", on_answer, NULL, &hold), FRT_OK);
+    wait_gate();
+
+    static const double at[] = {5, 0, 2, 5.5, 11, 7.25, 50};
+    static const int64_t want[] = {6, 1, 3, 6, 12, 8, 12}; /* frames up to each time */
+    enum { N = sizeof at / sizeof at[0] };
+    uint64_t ids[N], gone;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(
+            frt_vstream_ask_at(vs, at[i], "What is on the screen?", on_answer, NULL, &ids[i]),
+            FRT_OK, "%s", frt_last_error());
+    /* a question not yet due can be cancelled: its callback runs here */
+    cr_assert_eq(frt_vstream_ask_at(vs, 3, "never", on_answer, NULL, &gone), FRT_OK);
+    cr_expect_eq(frt_vstream_cancel(vs, gone), FRT_OK);
+    cr_expect_eq(get(gone).a.status, FRT_ERR_CANCELLED);
+    cr_expect_eq(frt_vstream_cancel(vs, gone), FRT_ERR_NOT_FOUND);
+
+    cr_assert_eq(frt_vstream_start(vs, video, NULL), FRT_OK, "%s", frt_last_error());
+    frt_vstream_status st;
+    for (int i = 0; i < 3000; i++) {
+        frt_vstream_get_status(vs, &st);
+        if (st.finished) break;
+        usleep(10000);
+    }
+    cr_assert(st.finished);
+    cr_expect_eq(st.frames, 12);
+    cr_expect_eq(st.questions_waiting, N); /* all due, none answered yet */
+    /* past its time once the file has ended: the latest memory */
+    uint64_t late;
+    cr_assert_eq(frt_vstream_ask_at(vs, 3, "What is on the screen?", on_answer, NULL, &late),
+                 FRT_OK);
+    open_gate();
+    cr_assert_eq(frt_vstream_wait_idle(vs, 60000), FRT_OK);
+    for (int i = 0; i < N; i++) {
+        rec r = get(ids[i]);
+        cr_expect_eq(r.finals, 1, "t %g", at[i]);
+        cr_expect_eq(r.a.status, FRT_OK, "t %g", at[i]);
+        cr_expect_eq(r.a.frames, want[i], "t %g: %lld frames", at[i], (long long)r.a.frames);
+        cr_expect_float_eq(r.a.stream_time, (double)(want[i] - 1), 1e-6, "t %g", at[i]);
+        cr_expect_eq(r.a.memory_tokens, tokens_after(want[i]), "t %g", at[i]);
+        cr_expect_leq(r.a.queue_ms, r.a.total_ms);
+    }
+    /* the same memory, the same answer */
+    cr_expect_str_eq(get(ids[0]).answer, get(ids[3]).answer);
+    cr_expect_str_eq(get(ids[4]).answer, get(ids[6]).answer);
+    rec rl = get(late);
+    cr_expect_eq(rl.a.frames, 12);
+    cr_expect_str_eq(rl.answer, get(ids[4]).answer);
+    frt_vstream_close(vs);
+    tu_rmtree(dir);
+    free(dir);
+    free(video);
+}
+
+/* Questions about times the stream never reaches are cancelled by close. */
+Test(vstream_api, ask_at_cancelled_by_close)
+{
+    reset();
+    frt_vstream_options o;
+    frt_vstream_options_init(&o);
+    frt_vstream *vs;
+    open_tiny(&o, &vs);
+    uint64_t a, b;
+    cr_assert_eq(frt_vstream_ask_at(vs, 10, "a", on_answer, NULL, &a), FRT_OK);
+    cr_assert_eq(frt_vstream_ask_at(vs, 20, "b", on_answer, NULL, &b), FRT_OK);
+    cr_expect_eq(frt_vstream_wait_idle(vs, 50), FRT_ERR_TIMEOUT);
+    frt_vstream_close(vs);
+    cr_expect_eq(get(a).finals, 1);
+    cr_expect_eq(get(a).a.status, FRT_ERR_CANCELLED);
+    cr_expect_eq(get(b).finals, 1);
+    cr_expect_eq(get(b).a.status, FRT_ERR_CANCELLED);
+}
+
+/* Memory ablations: the memory goes on as usual, the language model sees
+ * only the chosen parts. */
+Test(vstream_api, memory_parts)
+{
+    char *dir = tu_tmpdir();
+    char *video = make_video(dir, 12);
+    if (!video) {
+        tu_rmtree(dir);
+        free(dir);
+        cr_skip_test("ffmpeg not found");
+    }
+    frt_vstream_options o;
+    frt_vstream_options_init(&o);
+    cr_expect_eq(o.memory_parts, FRT_VSTREAM_MEM_ALL);
+    frt_vstream *vs;
+    o.tokenizer = TOKENIZER;
+    o.memory_parts = 0;
+    cr_expect_eq(frt_vstream_open(MODEL, &o, &vs), FRT_ERR_INVALID_ARG);
+    cr_expect(strstr(frt_last_error(), "memory_parts"), "%s", frt_last_error());
+    o.memory_parts = 16;
+    cr_expect_eq(frt_vstream_open(MODEL, &o, &vs), FRT_ERR_INVALID_ARG);
+
+    /* the parts after 12 frames of the tiny model (vstream/memory.h):
+     * abstract 6 x 1, temporal 6 x 2^2, retrieved 3 x 4^2, spatial 1 x 4^2 */
+    const int abs_ = 6, tem = 24, ret = 48, spa = 16;
+    cr_assert_eq(abs_ + tem + ret + spa, tokens_after(12));
+    static const unsigned modes[] = {FRT_VSTREAM_MEM_ALL, FRT_VSTREAM_MEM_SPATIAL,
+                                     FRT_VSTREAM_MEM_ABSTRACT | FRT_VSTREAM_MEM_SPATIAL,
+                                     FRT_VSTREAM_MEM_TEMPORAL | FRT_VSTREAM_MEM_RETRIEVED |
+                                         FRT_VSTREAM_MEM_SPATIAL};
+    int prompt_full = 0;
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        reset();
+        frt_vstream_options_init(&o);
+        o.max_new_tokens = 4;
+        o.memory_parts = modes[m];
+        open_tiny(&o, &vs);
+        uint64_t id;
+        cr_assert_eq(frt_vstream_ask_at(vs, 11, "What?", on_answer, NULL, &id), FRT_OK);
+        cr_assert_eq(frt_vstream_start(vs, video, NULL), FRT_OK, "%s", frt_last_error());
+        cr_assert_eq(frt_vstream_wait_idle(vs, 60000), FRT_OK);
+        frt_vstream_status st;
+        frt_vstream_get_status(vs, &st);
+        cr_expect_eq(st.memory_tokens, tokens_after(st.frames)); /* kept in full */
+        rec r = get(id);
+        cr_assert_eq(r.a.status, FRT_OK);
+        cr_expect_eq(r.a.frames, 12);
+        cr_expect_eq(r.a.abstract_tokens, modes[m] & FRT_VSTREAM_MEM_ABSTRACT ? abs_ : 0);
+        cr_expect_eq(r.a.temporal_tokens, modes[m] & FRT_VSTREAM_MEM_TEMPORAL ? tem : 0);
+        cr_expect_eq(r.a.retrieved_tokens, modes[m] & FRT_VSTREAM_MEM_RETRIEVED ? ret : 0);
+        cr_expect_eq(r.a.spatial_tokens, spa);
+        cr_expect_eq(r.a.memory_tokens, r.a.abstract_tokens + r.a.temporal_tokens +
+                                            r.a.retrieved_tokens + r.a.spatial_tokens);
+        if (m == 0) prompt_full = r.a.prompt_tokens;
+        cr_expect_eq(r.a.prompt_tokens, prompt_full - tokens_after(12) + r.a.memory_tokens,
+                     "mode %zu", m);
+        frt_vstream_close(vs);
+    }
     tu_rmtree(dir);
     free(dir);
     free(video);

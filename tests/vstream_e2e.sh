@@ -137,4 +137,12 @@ timeout 60 "$qa" --model "$model" --tokenizer "$tok" --json --no-status \
   || fail "file run"
 [ "$(wc -l <"$tmp/file.json")" -eq 2 ] || fail "file answers"
 grep -q '"frames":6,' "$tmp/file.json" || fail "the answer after the end has all 6 frames"
+grep -q '"frames":3,' "$tmp/file.json" || fail "the answer at 2 s sees exactly frames 0, 1, 2"
+
+# memory ablations: the language model sees only the spatial part
+timeout 60 "$qa" --model "$model" --tokenizer "$tok" --json --no-status --memory spatial \
+  --ask "4:only now" "$tmp/whole.mp4" >"$tmp/spatial.json" || fail "--memory spatial run"
+grep -q '"frames":5,"memory_tokens":16,"visual_tokens":{"abstract":0,"temporal":0,"retrieved":0,"spatial":16}' \
+  "$tmp/spatial.json" || { cat "$tmp/spatial.json"; fail "--memory spatial tokens"; }
+expect_fail 2 "--memory" --model "$model" --memory most "$tmp/whole.mp4"
 echo "vstream_e2e: passed"

@@ -50,6 +50,13 @@ typedef struct question {
     frt_vstream_answer_fn fn;
     void *user;
     double t_ask;
+    /* frt_vstream_ask_at: the stream time it is about, and the memory the
+     * writer copied for it (a file: snap valid when has_snap), or none */
+    double at;
+    float *mem;
+    frt_star_snapshot snap;
+    bool has_snap;
+    bool cancelled; /* cancelled while the writer held it: answered as cancelled */
     struct question *next;
 } question;
 
@@ -97,6 +104,13 @@ struct frt_vstream {
     pthread_cond_t work_cv; /* a question is queued, or stopping */
     pthread_cond_t idle_cv; /* a question finished */
     question *head, *tail;
+    /* ask_at questions not yet due, by time (ties in asking order), and
+     * those whose memory the writer is copying */
+    question *timed, *transit;
+    /* ask_at's clock: the newest frame pushed, or on a file the one about
+     * to be pushed (its questions are due before it goes in) */
+    double passed;
+    bool exact; /* a file read as fast as it decodes: ask_at pins the memory */
     int n_waiting, n_busy;
     atomic_bool stopping;
     uint64_t next_id;
@@ -132,6 +146,7 @@ void frt_vstream_options_init(frt_vstream_options *o)
     o->max_new_tokens = 128;
     o->top_p = 1.0f;
     o->repetition_penalty = 1.0f;
+    o->memory_parts = FRT_VSTREAM_MEM_ALL;
 }
 
 void frt_vstream_source_options_init(frt_vstream_source_options *o)
@@ -152,6 +167,7 @@ static void question_free(question *q)
     if (!q) return;
     free(q->text);
     frt_free(q->ids);
+    frt_free(q->mem);
     free(q);
 }
 
@@ -198,16 +214,28 @@ static frt_status answer_question(worker *w, question *q, frt_vstream_answer *a)
     frt_vstream *vs = w->vs;
     double t0 = now_s();
     a->queue_ms = (t0 - q->t_ask) * 1e3;
+    if (should_stop(w)) return FRT_ERR_CANCELLED;
 
     frt_star_snapshot info;
-    FRT_TRY(frt_star_copy(vs->mem, w->mem, vs->max_mem, &info));
+    float *mem = w->mem;
+    if (q->has_snap) { /* copied by the writer */
+        info = q->snap;
+        mem = q->mem;
+    } else {
+        FRT_TRY(frt_star_copy(vs->mem, w->mem, vs->max_mem, &info));
+    }
+    if (vs->o.memory_parts != FRT_VSTREAM_MEM_ALL) frt_star_select(&info, mem, vs->o.memory_parts);
     double t1 = now_s();
     a->snapshot_ms = (t1 - t0) * 1e3;
     a->stream_time = info.time_s;
     a->frames = info.frames;
     a->memory_tokens = info.n_tokens;
+    a->abstract_tokens = info.n_abstract;
+    a->temporal_tokens = info.n_temporal;
+    a->retrieved_tokens = info.n_retrieved;
+    a->spatial_tokens = info.n_spatial;
 
-    if (info.n_tokens > 0) FRT_TRY(frt_projector_forward(w->proj, w->mem, info.n_tokens, w->vis));
+    if (info.n_tokens > 0) FRT_TRY(frt_projector_forward(w->proj, mem, info.n_tokens, w->vis));
     size_t n_ids = 0;
     memcpy(w->ids, vs->head_ids, vs->n_head * sizeof(int32_t));
     n_ids += vs->n_head;
@@ -283,7 +311,7 @@ static void *worker_main(void *arg)
         vs->n_waiting--;
         vs->n_busy++;
         w->cur = q;
-        atomic_store(&w->cancel, false);
+        atomic_store(&w->cancel, q->cancelled);
         pthread_mutex_unlock(&vs->mu);
 
         w->answer_len = 0;
@@ -329,8 +357,47 @@ static frt_status encode_frame(frt_vstream *vs, const frt_ingest_frame *f)
 {
     FRT_TRY(frt_image_proc_run(vs->improc, f->rgb, f->width, f->height, f->width * 3, vs->pixels));
     FRT_TRY(frt_clip_encode(vs->clip, vs->pixels, vs->feats));
-    FRT_TRY(frt_grid_avg_pool(vs->feats, vs->grid, vs->dim, vs->mcfg.p_spa, vs->pooled));
-    return frt_star_push(vs->mem, vs->pooled, f->time_s);
+    return frt_grid_avg_pool(vs->feats, vs->grid, vs->dim, vs->mcfg.p_spa, vs->pooled);
+}
+
+/* Hand the ask_at questions due at stream time t to the answering queue:
+ * on a file (copy) those before t, with a copy of the memory as it is now
+ * (before the frame at t goes in); on a live source those at or before t,
+ * answered from the memory as it is when answering starts. The end of the
+ * stream passes t = INFINITY. Writer thread only. */
+static void release_due(frt_vstream *vs, double t, bool copy)
+{
+    pthread_mutex_lock(&vs->mu);
+    if (t > vs->passed) vs->passed = t;
+    question **tail = &vs->transit;
+    while (vs->timed && (vs->timed->at < t || (!copy && vs->timed->at <= t))) {
+        *tail = vs->timed;
+        vs->timed = vs->timed->next;
+        tail = &(*tail)->next;
+        *tail = NULL;
+    }
+    question *due = vs->transit;
+    pthread_mutex_unlock(&vs->mu);
+    if (!due) return;
+    double now = now_s();
+    for (question *q = due; q; q = q->next) q->t_ask = now; /* latencies count from here */
+    /* the list is the writer's to walk: cancel only marks its questions */
+    for (question *q = due; copy && q; q = q->next) {
+        if (frt_star_copy_state(vs->mem, q->mem, vs->max_mem, &q->snap) == FRT_OK)
+            q->has_snap = true;
+        else
+            frt_log(FRT_LOG_WARN, "vstream: question %llu gets the latest memory: %s",
+                    (unsigned long long)q->id, frt_last_error());
+    }
+    pthread_mutex_lock(&vs->mu);
+    if (vs->tail)
+        vs->tail->next = due;
+    else
+        vs->head = due;
+    for (vs->tail = due; vs->tail->next;) vs->tail = vs->tail->next;
+    vs->transit = NULL;
+    pthread_cond_broadcast(&vs->work_cv);
+    pthread_mutex_unlock(&vs->mu);
 }
 
 static void *writer_main(void *arg)
@@ -348,10 +415,13 @@ static void *writer_main(void *arg)
         }
         double t0 = now_s();
         s = encode_frame(vs, &f);
+        if (s == FRT_OK && vs->exact) release_due(vs, f.time_s, true);
+        if (s == FRT_OK) s = frt_star_push(vs->mem, vs->pooled, f.time_s);
         if (s != FRT_OK) {
             end = s;
             break;
         }
+        if (!vs->exact) release_due(vs, f.time_s, false);
         double t1 = now_s();
         pthread_mutex_lock(&vs->mu);
         vs->frames++;
@@ -360,6 +430,8 @@ static void *writer_main(void *arg)
         vs->memory_tokens = frt_star_tokens_after(&vs->mcfg, vs->frames);
         pthread_mutex_unlock(&vs->mu);
     }
+    /* the rest is asked about the final memory (close cancels them when stopping) */
+    if (!atomic_load(&vs->stopping)) release_due(vs, INFINITY, vs->exact);
     pthread_mutex_lock(&vs->mu);
     vs->finished = true;
     vs->source_status = end;
@@ -384,6 +456,11 @@ static frt_status check_options(const frt_vstream_options *o)
         return frt_error(FRT_ERR_INVALID_ARG,
                          "vstream: max_question_bytes and max_new_tokens must be positive, "
                          "max_ctx not negative");
+    if (o->memory_parts == 0 || (o->memory_parts & ~(unsigned)FRT_VSTREAM_MEM_ALL))
+        return frt_error(FRT_ERR_INVALID_ARG,
+                         "vstream: memory_parts 0x%x is not a nonempty set of FRT_VSTREAM_MEM_* "
+                         "bits",
+                         o->memory_parts);
     return FRT_OK;
 }
 
@@ -555,6 +632,7 @@ frt_status frt_vstream_open(const char *model_dir, const frt_vstream_options *op
     pthread_cond_init(&vs->idle_cv, NULL);
     atomic_init(&vs->stopping, false);
     vs->next_id = 1;
+    vs->passed = -INFINITY;
     vs->o.tokenizer = o.tokenizer;
     frt_status s = load_models(vs, model_dir);
     vs->o.tokenizer = NULL;
@@ -601,7 +679,10 @@ frt_status frt_vstream_start(frt_vstream *vs, const char *url,
     io.queue_len = so.queue_len > 0 ? so.queue_len : 4;
     frt_ingest *ing;
     FRT_TRY(frt_ingest_open(url, &io, &ing));
+    frt_ingest_stats is;
+    frt_ingest_get_stats(ing, &is);
     pthread_mutex_lock(&vs->mu);
+    vs->exact = !is.live && !so.realtime;
     vs->ing = ing;
     vs->started = true;
     vs->rate_t = now_s();
@@ -617,21 +698,29 @@ frt_status frt_vstream_start(frt_vstream *vs, const char *url,
     return FRT_OK;
 }
 
-frt_status frt_vstream_ask(frt_vstream *vs, const char *question_text, frt_vstream_answer_fn fn,
-                           void *user, uint64_t *id)
+/* frt_vstream_ask (timed false) and frt_vstream_ask_at. */
+static frt_status ask_common(frt_vstream *vs, const char *fname, bool timed, double at,
+                             const char *question_text, frt_vstream_answer_fn fn, void *user,
+                             uint64_t *id)
 {
     if (!vs || !question_text || !fn)
-        return frt_error(FRT_ERR_INVALID_ARG, "frt_vstream_ask: NULL argument");
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: NULL argument", fname);
+    if (timed && !(at >= 0 && isfinite(at)))
+        return frt_error(FRT_ERR_INVALID_ARG, "%s: stream time %g is not a finite time >= 0", fname,
+                         at);
     size_t len = strnlen(question_text, (size_t)vs->o.max_question_bytes + 1);
-    if (len == 0) return frt_error(FRT_ERR_INVALID_ARG, "frt_vstream_ask: empty question");
+    if (len == 0) return frt_error(FRT_ERR_INVALID_ARG, "%s: empty question", fname);
     if (len > (size_t)vs->o.max_question_bytes)
         return frt_error(FRT_ERR_LIMIT, "question longer than %d bytes", vs->o.max_question_bytes);
     question *q = calloc(1, sizeof *q);
     char *tail = malloc(len + sizeof PROMPT_QUESTION_PREFIX + sizeof PROMPT_TAIL);
-    if (!q || !tail || !(q->text = strdup(question_text))) {
+    if (q && timed)
+        q->mem = frt_alloc((size_t)(vs->max_mem > 0 ? vs->max_mem : 1) * (size_t)vs->dim *
+                           sizeof(float));
+    if (!q || !tail || !(q->text = strdup(question_text)) || (timed && !q->mem)) {
         free(tail);
         question_free(q);
-        return frt_error(FRT_ERR_NOMEM, "frt_vstream_ask");
+        return frt_error(FRT_ERR_NOMEM, "%s", fname);
     }
     int n = snprintf(tail, len + sizeof PROMPT_QUESTION_PREFIX + sizeof PROMPT_TAIL, "%s%s%s",
                      PROMPT_QUESTION_PREFIX, question_text, PROMPT_TAIL);
@@ -652,11 +741,12 @@ frt_status frt_vstream_ask(frt_vstream *vs, const char *question_text, frt_vstre
     q->fn = fn;
     q->user = user;
     q->t_ask = now_s();
+    q->at = at;
     pthread_mutex_lock(&vs->mu);
     if (atomic_load(&vs->stopping)) {
         pthread_mutex_unlock(&vs->mu);
         question_free(q);
-        return frt_error(FRT_ERR_CANCELLED, "frt_vstream_ask: the stream is closing");
+        return frt_error(FRT_ERR_CANCELLED, "%s: the stream is closing", fname);
     }
     if (vs->n_waiting >= vs->o.queue_len) {
         int ql = vs->o.queue_len;
@@ -665,16 +755,36 @@ frt_status frt_vstream_ask(frt_vstream *vs, const char *question_text, frt_vstre
         return frt_error(FRT_ERR_LIMIT, "question queue full (%d waiting)", ql);
     }
     q->id = vs->next_id++;
-    if (vs->tail)
-        vs->tail->next = q;
-    else
-        vs->head = q;
-    vs->tail = q;
+    /* not yet due: wait for the writer (release_due's rule); else asked now */
+    if (timed && (vs->exact ? at >= vs->passed : at > vs->passed)) {
+        question **pp = &vs->timed;
+        while (*pp && (*pp)->at <= at) pp = &(*pp)->next;
+        q->next = *pp;
+        *pp = q;
+    } else {
+        if (vs->tail)
+            vs->tail->next = q;
+        else
+            vs->head = q;
+        vs->tail = q;
+        pthread_cond_signal(&vs->work_cv);
+    }
     vs->n_waiting++;
     if (id) *id = q->id;
-    pthread_cond_signal(&vs->work_cv);
     pthread_mutex_unlock(&vs->mu);
     return FRT_OK;
+}
+
+frt_status frt_vstream_ask(frt_vstream *vs, const char *question_text, frt_vstream_answer_fn fn,
+                           void *user, uint64_t *id)
+{
+    return ask_common(vs, "frt_vstream_ask", false, 0, question_text, fn, user, id);
+}
+
+frt_status frt_vstream_ask_at(frt_vstream *vs, double t_s, const char *question_text,
+                              frt_vstream_answer_fn fn, void *user, uint64_t *id)
+{
+    return ask_common(vs, "frt_vstream_ask_at", true, t_s, question_text, fn, user, id);
 }
 
 frt_status frt_vstream_cancel(frt_vstream *vs, uint64_t id)
@@ -685,6 +795,10 @@ frt_status frt_vstream_cancel(frt_vstream *vs, uint64_t id)
     while (*pp && (*pp)->id != id) {
         prev = *pp;
         pp = &(*pp)->next;
+    }
+    if (!*pp) { /* not in the queue: maybe not yet due */
+        for (pp = &vs->timed; *pp && (*pp)->id != id;) pp = &(*pp)->next;
+        prev = NULL;
     }
     question *q = *pp;
     if (q) {
@@ -702,6 +816,12 @@ frt_status frt_vstream_cancel(frt_vstream *vs, uint64_t id)
         pthread_mutex_unlock(&vs->mu);
         return FRT_OK;
     }
+    for (q = vs->transit; q; q = q->next)
+        if (q->id == id) { /* the writer is copying its memory: the worker cancels it */
+            q->cancelled = true;
+            pthread_mutex_unlock(&vs->mu);
+            return FRT_OK;
+        }
     for (int i = 0; i < vs->n_workers; i++) {
         worker *w = &vs->workers[i];
         if (w->cur && w->cur->id == id) {
@@ -782,27 +902,37 @@ frt_status frt_vstream_wait_idle(frt_vstream *vs, int timeout_ms)
     return s == FRT_OK ? FRT_OK : frt_error(s, "frt_vstream_wait_idle: questions still pending");
 }
 
+/* Closing: the final call for every question waiting or not yet due. */
+static void cancel_waiting(frt_vstream *vs)
+{
+    pthread_mutex_lock(&vs->mu);
+    question *lists[2] = {vs->head, vs->timed};
+    vs->head = vs->tail = vs->timed = NULL;
+    vs->n_waiting = 0;
+    pthread_mutex_unlock(&vs->mu);
+    for (int l = 0; l < 2; l++)
+        while (lists[l]) {
+            question *next = lists[l]->next;
+            deliver_unanswered(lists[l], FRT_ERR_CANCELLED, "cancelled");
+            question_free(lists[l]);
+            lists[l] = next;
+        }
+}
+
 void frt_vstream_close(frt_vstream *vs)
 {
     if (!vs) return;
     pthread_mutex_lock(&vs->mu);
     atomic_store(&vs->stopping, true);
-    question *pending = vs->head;
-    vs->head = vs->tail = NULL;
-    vs->n_waiting = 0;
     frt_ingest *ing = vs->ing;
     pthread_cond_broadcast(&vs->work_cv);
     pthread_mutex_unlock(&vs->mu);
     if (ing) frt_ingest_stop(ing);
-    while (pending) {
-        question *next = pending->next;
-        deliver_unanswered(pending, FRT_ERR_CANCELLED, "cancelled");
-        question_free(pending);
-        pending = next;
-    }
+    cancel_waiting(vs);
     if (vs->writer_running) pthread_join(vs->writer, NULL);
     for (int i = 0; vs->workers && i < vs->n_workers; i++)
         if (vs->workers[i].running) pthread_join(vs->workers[i].thread, NULL);
+    cancel_waiting(vs); /* what the writer queued meanwhile */
     frt_ingest_close(vs->ing);
     for (int i = 0; vs->workers && i < vs->n_workers; i++) worker_free(&vs->workers[i]);
     free(vs->workers);

@@ -32,9 +32,15 @@ static void usage(FILE *f)
         "options:\n"
         "  --model DIR            Flash-VStream model directory (config.json, *.safetensors)\n"
         "  --tokenizer PATH       tokenizer.model / tokenizer.json (default: in DIR)\n"
-        "  --ask T:QUESTION       ask QUESTION once the stream reaches T seconds\n"
-        "                         (repeatable; exits 0 after the last one is answered;\n"
-        "                         questions still due when a file ends are asked then)\n"
+        "  --ask T:QUESTION       ask QUESTION about the stream at T seconds (repeatable;\n"
+        "                         exits 0 after the last one is answered). On a file\n"
+        "                         (not --realtime) the answer sees exactly the frames up to\n"
+        "                         T, however far decoding has run ahead; on a live source\n"
+        "                         it is asked once the stream reaches T. Questions still due\n"
+        "                         when the input ends are asked about its end\n"
+        "  --memory MODE          memory parts the language model sees (ablations): full\n"
+        "                         (default), spatial, no-temporal-retrieved (abstract +\n"
+        "                         spatial), no-abstract (temporal + retrieved + spatial)\n"
         "  --json                 one JSON object per answer on stdout, flushed as it completes\n"
         "  --fps F                frames sampled per second of stream (default 1)\n"
         "  --realtime             play a file at its own pace (drops frames like a live source)\n"
@@ -64,7 +70,7 @@ typedef struct scripted {
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool opt_json;
 static bool status_tty;
-static int failed_answers;
+static int failed_answers, final_answers;
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -110,7 +116,12 @@ static void on_answer(const frt_vstream_answer *a, void *user)
     (void)user;
     if (!a->final) return;
     pthread_mutex_lock(&out_mu);
+    final_answers++;
     if (a->status != FRT_OK && a->status != FRT_ERR_CANCELLED) failed_answers++;
+    if (a->status == FRT_ERR_CANCELLED && !a->answer[0]) { /* never started: nothing to show */
+        pthread_mutex_unlock(&out_mu);
+        return;
+    }
     if (opt_json) {
         FILE *f = stdout;
         fprintf(f, "{\"id\":%llu,\"question\":", (unsigned long long)a->id);
@@ -119,11 +130,13 @@ static void on_answer(const frt_vstream_answer *a, void *user)
         json_string(f, a->answer);
         fprintf(f,
                 ",\"status\":\"%s\",\"finish\":\"%s\",\"stream_time\":%.3f,\"frames\":%lld,"
-                "\"memory_tokens\":%d,\"prompt_tokens\":%d,\"answer_tokens\":%d,"
+                "\"memory_tokens\":%d,\"visual_tokens\":{\"abstract\":%d,\"temporal\":%d,"
+                "\"retrieved\":%d,\"spatial\":%d},\"prompt_tokens\":%d,\"answer_tokens\":%d,"
                 "\"latency_ms\":{\"queue\":%.3f,\"snapshot\":%.3f,\"prefill\":%.3f,"
                 "\"first_token\":%.3f,\"total\":%.3f}}\n",
                 a->status == FRT_OK ? "ok" : frt_status_name(a->status), a->finish, a->stream_time,
-                (long long)a->frames, a->memory_tokens, a->prompt_tokens, a->answer_tokens,
+                (long long)a->frames, a->memory_tokens, a->abstract_tokens, a->temporal_tokens,
+                a->retrieved_tokens, a->spatial_tokens, a->prompt_tokens, a->answer_tokens,
                 a->queue_ms, a->snapshot_ms, a->prefill_ms, a->first_token_ms, a->total_ms);
     } else {
         clear_status_line();
@@ -150,11 +163,15 @@ static void print_status(const frt_vstream_status *s)
     pthread_mutex_unlock(&out_mu);
 }
 
-static int cmp_scripted(const void *a, const void *b)
-{
-    double x = ((const scripted *)a)->t, y = ((const scripted *)b)->t;
-    return x < y ? -1 : x > y;
-}
+static const struct {
+    const char *name;
+    unsigned parts;
+} memory_modes[] = {
+    {"full", FRT_VSTREAM_MEM_ALL},
+    {"spatial", FRT_VSTREAM_MEM_SPATIAL},
+    {"no-temporal-retrieved", FRT_VSTREAM_MEM_ABSTRACT | FRT_VSTREAM_MEM_SPATIAL},
+    {"no-abstract", FRT_VSTREAM_MEM_TEMPORAL | FRT_VSTREAM_MEM_RETRIEVED | FRT_VSTREAM_MEM_SPATIAL},
+};
 
 static bool parse_double(const char *s, double *out)
 {
@@ -164,6 +181,14 @@ static bool parse_double(const char *s, double *out)
     if (errno || end == s || *end) return false;
     *out = v;
     return true;
+}
+
+static int answers_so_far(void)
+{
+    pthread_mutex_lock(&out_mu);
+    int n = final_answers;
+    pthread_mutex_unlock(&out_mu);
+    return n;
 }
 
 /* Ask, retrying while the queue is full. */
@@ -213,7 +238,8 @@ int main(int argc, char **argv)
         O_STATUS,
         O_NOSTATUS,
         O_STATUSINT,
-        O_ATHREADS
+        O_ATHREADS,
+        O_MEMORY
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -233,6 +259,7 @@ int main(int argc, char **argv)
         {"no-status", no_argument, NULL, O_NOSTATUS},
         {"status-interval", required_argument, NULL, O_STATUSINT},
         {"answer-threads", required_argument, NULL, O_ATHREADS},
+        {"memory", required_argument, NULL, O_MEMORY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c;
@@ -324,6 +351,19 @@ int main(int argc, char **argv)
             }
             vo.answer_threads = (int)v;
             break;
+        case O_MEMORY: {
+            size_t i = 0, n = sizeof memory_modes / sizeof memory_modes[0];
+            while (i < n && strcmp(optarg, memory_modes[i].name) != 0) i++;
+            if (i == n) {
+                fprintf(stderr,
+                        "vstream-qa: --memory: \"%s\" is not full, spatial, "
+                        "no-temporal-retrieved or no-abstract\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            vo.memory_parts = memory_modes[i].parts;
+            break;
+        }
         case O_STATUSINT:
             if (!parse_double(optarg, &v) || v < 0.01 || v > 3600) {
                 fprintf(stderr, "vstream-qa: --status-interval: bad value \"%s\"\n", optarg);
@@ -345,7 +385,8 @@ int main(int argc, char **argv)
     const char *input = argv[optind];
     bool show_status = status_mode == 1 || (status_mode == -1 && isatty(STDERR_FILENO));
     status_tty = show_status && isatty(STDERR_FILENO);
-    if (n_asks) qsort(asks, (size_t)n_asks, sizeof *asks, cmp_scripted);
+    /* every scripted question waits in the queue from the start */
+    if (n_asks + 8 > vo.queue_len) vo.queue_len = n_asks + 8;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -360,6 +401,16 @@ int main(int argc, char **argv)
         free(asks);
         return EXIT_MODEL;
     }
+    /* asked before the stream starts, so that on a file each one sees
+     * exactly the frames up to its time */
+    for (int i = 0; i < n_asks; i++) {
+        if (frt_vstream_ask_at(vs, asks[i].t, asks[i].question, on_answer, NULL, NULL) != FRT_OK) {
+            fprintf(stderr, "vstream-qa: question not asked: %s\n", frt_last_error());
+            frt_vstream_close(vs);
+            free(asks);
+            return EXIT_USAGE;
+        }
+    }
     if (frt_vstream_start(vs, input, &so) != FRT_OK) {
         fprintf(stderr, "vstream-qa: cannot open %s: %s\n", input, frt_last_error());
         frt_vstream_close(vs);
@@ -367,7 +418,7 @@ int main(int argc, char **argv)
         return EXIT_SOURCE;
     }
 
-    int rc = 0, next_ask = 0;
+    int rc = 0;
     bool stdin_open = n_asks == 0, source_reported = false;
     double last_status = 0;
     char line[8192];
@@ -396,16 +447,7 @@ int main(int argc, char **argv)
             }
         }
         if (n_asks) {
-            while (next_ask < n_asks &&
-                   ((st.frames > 0 && st.stream_time >= asks[next_ask].t) || st.finished)) {
-                if (ask(vs, asks[next_ask].question) != 0) rc = 1;
-                next_ask++;
-            }
-            if (next_ask == n_asks) {
-                while (!interrupted && frt_vstream_wait_idle(vs, 100) != FRT_OK) {
-                }
-                break;
-            }
+            if (answers_so_far() == n_asks) break;
             usleep(20000);
             continue;
         }

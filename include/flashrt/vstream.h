@@ -35,6 +35,16 @@ extern "C" {
 
 typedef struct frt_vstream frt_vstream;
 
+/* Parts of the STAR memory handed to the language model
+ * (frt_vstream_options.memory_parts), as bits. */
+enum {
+    FRT_VSTREAM_MEM_ABSTRACT = 1,
+    FRT_VSTREAM_MEM_TEMPORAL = 2,
+    FRT_VSTREAM_MEM_RETRIEVED = 4,
+    FRT_VSTREAM_MEM_SPATIAL = 8,
+    FRT_VSTREAM_MEM_ALL = 15
+};
+
 typedef struct frt_vstream_options {
     /* tokenizer.model / tokenizer.json file or a directory holding one;
      * NULL: the model directory. Its vocabulary must not exceed the
@@ -56,6 +66,11 @@ typedef struct frt_vstream_options {
     /* Nonzero: the callback also gets each piece of text as it is decoded
      * (final == 0), before the final call. */
     int stream_tokens;
+    /* FRT_VSTREAM_MEM_* bits (FRT_VSTREAM_MEM_ALL), for ablations: the
+     * memory keeps every part up to date; only the tokens of the parts
+     * named here reach the language model, in the usual order (abstract,
+     * temporal, retrieved, spatial). 0 or unknown bits: FRT_ERR_INVALID_ARG. */
+    unsigned memory_parts;
 } frt_vstream_options;
 
 /* Fill o with the defaults above. */
@@ -96,8 +111,11 @@ typedef struct frt_vstream_answer {
     /* Latency, milliseconds. queue: ask to the start of answering;
      * snapshot: pinning and copying the memory; prefill: projecting the
      * memory and the prompt's prefill; first_token: ask to the first answer
-     * token; total: ask to this (final) call. */
+     * token; total: ask to this (final) call. For frt_vstream_ask_at, "ask"
+     * is when the stream reached its time. */
     double queue_ms, snapshot_ms, prefill_ms, first_token_ms, total_ms;
+    /* memory_tokens by part (0 for a part memory_parts leaves out) */
+    int abstract_tokens, temporal_tokens, retrieved_tokens, spatial_tokens;
 } frt_vstream_answer;
 
 /* Called on an answering thread (or, for questions cancelled while
@@ -151,6 +169,24 @@ frt_status frt_vstream_start(frt_vstream *vs, const char *url,
  * Thread-safe. */
 frt_status frt_vstream_ask(frt_vstream *vs, const char *question, frt_vstream_answer_fn fn,
                            void *user, uint64_t *id);
+
+/* Ask a question about the stream as it was at stream time t_s (finite,
+ * >= 0), otherwise as frt_vstream_ask. It may be asked before
+ * frt_vstream_start; it waits (counted in queue_len) until the stream gets
+ * there:
+ * - a file (not realtime), where decoding and encoding may run far ahead of
+ *   the answers: the answer uses exactly the memory after the frames with
+ *   stream time <= t_s (none: before the first frame), however late it is
+ *   answered. The writer copies that memory for the question as it passes
+ *   t_s (memory_max_tokens x the vision width floats per question, held
+ *   until it is answered), so it never waits for an answer;
+ * - a live or realtime source: the question is asked once a frame at or
+ *   after t_s is in memory, and answered from the memory as it is then.
+ * If the writer is already past t_s, or the source ends before it, the
+ * question is answered from the latest memory (the answer's stream_time
+ * and frames say which). Thread-safe. */
+frt_status frt_vstream_ask_at(frt_vstream *vs, double t_s, const char *question,
+                              frt_vstream_answer_fn fn, void *user, uint64_t *id);
 
 /* Cancel a question: a waiting one is removed and its callback gets
  * FRT_ERR_CANCELLED (on this thread) before this returns; one being

@@ -8,7 +8,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn install clean format soak
+.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn bench-vstream install clean format soak
 
 all: build
 
@@ -45,6 +45,11 @@ bench-gemm: build
 
 bench-attn: build
 	$(BUILD)/apps/frt-bench attn
+
+# Streaming QA on held-out vworld streams: accuracy per question kind, memory
+# ablations, latency (BENCH_ARGS=--quick: 3 streams).
+bench-vstream: build
+	BUILD=$(BUILD) bash scripts/bench-vstream.sh $(BENCH_ARGS)
 
 # vstream-qa over two hours of stream (decoded as fast as possible): RSS
 # after 2 h within 5% of RSS after 1 h. Long, so not part of make test.

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "backend.h"
+#include "config.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -43,7 +44,20 @@ typedef struct fs_config {
     int n_dilations, dilations[FS_MAX_DILATIONS];
     int n_quantizers, codebook_size; /* 0 quantizers: the dense feature */
     float sigma_data, sigma_min, sigma_max, sigma_inter;
+    bool vocoder; /* codec_type "vocoder": the signal-processing codec (fs_vocoder.c) */
 } fs_config;
+
+/* The signal-processing codec's parameters and tables (fs_vocoder.c). */
+typedef struct fs_vocoder {
+    int hop, win, n_fft, bands, yin_win, iters, tau_min, tau_max;
+    uint64_t noise_seed;
+    double floor;
+    double *window;      /* [win] periodic Hann */
+    double *mel;         /* [bands, n_fft / 2 + 1] triangles */
+    double *mel_norm;    /* [n_fft / 2 + 1] their sum per bin */
+    double *twiddle;     /* [n_fft / 2] (cos, -sin) pairs */
+    float *mean, *scale; /* [latent_dim] latent = (feature - mean) / scale */
+} fs_vocoder;
 
 typedef struct fs_lin {
     frt_tensor w, b; /* [out, in], [out] */
@@ -143,6 +157,7 @@ float *fs_take(fs_arena *a, size_t n);
 struct frt_fs_model {
     fs_config cfg;
     fs_weights w;
+    fs_vocoder voc; /* cfg.vocoder only */
     frt_st *st;
     bool st_borrowed; /* frt_fs_model_open_st: the caller closes st */
     frt_backend *be;
@@ -231,5 +246,25 @@ size_t fs_codec_scratch(const fs_config *cfg, int64_t enc_samples, int64_t dec_f
 frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *lat);
 /* z [D, t] (already times latent_norm) -> pcm [t * hop] */
 frt_status fs_codec_decode(frt_fs_model *m, const float *z, int64_t t, float *pcm);
+
+/* ---- the vocoder codec (fs_vocoder.c) ------------------------------------------ */
+
+struct cJSON;
+/* Reads the vocoder_* keys of config c (root: the same JSON, for the float
+ * arrays; path names it in messages), checks them against cfg and builds
+ * the tables; sets cfg->hop. FRT_ERR_FORMAT / FRT_ERR_NOMEM; v is freed by
+ * fs_vocoder_free either way. */
+frt_status fs_vocoder_open(fs_vocoder *v, fs_config *cfg, const frt_config *c, struct cJSON *root,
+                           const char *path);
+void fs_vocoder_free(fs_vocoder *v);
+size_t fs_vocoder_scratch(const fs_config *cfg, const fs_vocoder *v, int64_t enc_samples,
+                          int64_t dec_frames);
+/* pcm [n] (a multiple of hop) -> lat [n / hop, D]: normalised features
+ * divided by latent_norm. */
+frt_status fs_vocoder_encode(frt_fs_model *m, const float *pcm, int64_t n, float *lat);
+/* z [D, t] (already times latent_norm) -> pcm [t * hop]; log_f0 [t], when
+ * not NULL, replaces the latent's F0 channel (the model's pitch stream). */
+frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f0, int64_t t,
+                             float *pcm);
 
 #endif

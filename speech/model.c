@@ -75,6 +75,10 @@ static frt_status parse_config(fs_config *cfg, const frt_config *c, const char *
     const char *type;
     FRT_TRY(frt_config_string(c, "model_type", "flashspeech", &type));
     FRT_TRY(need(strcmp(type, "flashspeech") == 0, path, "model_type", "is not \"flashspeech\""));
+    FRT_TRY(frt_config_string(c, "codec_type", "neural", &type));
+    FRT_TRY(need(strcmp(type, "neural") == 0 || strcmp(type, "vocoder") == 0, path, "codec_type",
+                 "is not \"neural\" or \"vocoder\""));
+    cfg->vocoder = strcmp(type, "vocoder") == 0;
     FRT_TRY(get_int(c, "hidden_size", 512, 2, &cfg->hidden));
     FRT_TRY(get_int(c, "num_heads", 8, 1, &cfg->heads));
     FRT_TRY(get_int(c, "encoder_layers", 6, 0, &cfg->enc_layers));
@@ -226,6 +230,7 @@ static size_t converted_bytes(const frt_fs_model *m)
     }
     frt_clear_error();
     const fs_config *c = &m->cfg;
+    if (c->vocoder) return total;
     total +=
         ((size_t)c->n_quantizers * (size_t)c->codebook_size * sizeof(float) + 63) & ~(size_t)63;
     size_t ch = (size_t)c->codec_dec_channels;
@@ -505,7 +510,7 @@ static frt_status load_weights(frt_fs_model *m)
                          &w->pitch_ref));
     FRT_TRY(load_wavenet(&ld, "lcm", cfg->latent_dim, cfg->wn_channels, cfg->latent_dim,
                          cfg->wn_layers, &w->lcm));
-    return load_codec(&ld);
+    return cfg->vocoder ? FRT_OK : load_codec(&ld);
 }
 
 /* ---- buffers ---------------------------------------------------------------- */
@@ -556,7 +561,9 @@ static size_t arena_floats(const frt_fs_model *m)
     size_t pros = fs_scratch_prosody(c, nt);
     size_t wn_ref = fs_scratch_wavenet(c, c->refiner_channels, 1, nt, true);
     size_t wn_lcm = fs_scratch_wavenet(c, c->wn_channels, c->latent_dim, (int64_t)t, false);
-    size_t codec = fs_codec_scratch(c, (int64_t)(p * (size_t)c->hop), (int64_t)t);
+    size_t codec = c->vocoder
+                       ? fs_vocoder_scratch(c, &m->voc, (int64_t)(p * (size_t)c->hop), (int64_t)t)
+                       : fs_codec_scratch(c, (int64_t)(p * (size_t)c->hop), (int64_t)t);
     size_t scratch = wide(wide(enc, pros), wide(wide(wn_ref, wn_lcm), codec));
     /* kept by synthesize: the zero prompt, h, log-durations, durations,
      * noise, expanded/condition, pitch, condition^T, latents, noise */
@@ -579,6 +586,7 @@ static void free_model(frt_fs_model *m)
     free(w->pitch_ref.l);
     free(w->lcm.l);
     free(w->enc.codebooks);
+    fs_vocoder_free(&m->voc);
     frt_free(m->wbuf);
     for (int i = 0; i < m->cfg.n_phonemes; i++) free(m->cfg.phonemes[i]);
     free(m->cfg.phonemes);
@@ -597,6 +605,8 @@ static frt_status open_model(frt_fs_model *m, const frt_config *c, cJSON *root, 
     frt_status s;
     if ((s = parse_config(&m->cfg, c, path)) != FRT_OK) return s;
     if ((s = load_phonemes(&m->cfg, path, root)) != FRT_OK) return s;
+    if (m->cfg.vocoder && (s = fs_vocoder_open(&m->voc, &m->cfg, c, root, path)) != FRT_OK)
+        return s;
     int vocab;
     if ((s = get_int(c, "phoneme_vocab_size", m->cfg.n_phonemes, 1, &vocab)) != FRT_OK) return s;
     if (vocab != m->cfg.n_phonemes)
@@ -786,7 +796,10 @@ static frt_status encode_locked(frt_fs_model *m, const float *pcm, size_t n, frt
     if (!buf || !lat) return FRT_ERR_INTERNAL;
     memcpy(buf, pcm, n * sizeof(float));
     memset(buf + n, 0, (frames * hop - n) * sizeof(float));
-    FRT_TRY(fs_codec_encode(m, buf, (int64_t)(frames * hop), lat));
+    if (m->cfg.vocoder)
+        FRT_TRY(fs_vocoder_encode(m, buf, (int64_t)(frames * hop), lat));
+    else
+        FRT_TRY(fs_codec_encode(m, buf, (int64_t)(frames * hop), lat));
     return prompt_locked(m, lat, frames, out);
 }
 
@@ -887,7 +900,8 @@ static frt_status synth_locked(frt_fs_model *m, const int32_t *ids, int64_t n, c
         if ((s = fs_consistency(m, &m->w.lcm, zn, t, si, ct, spk, z)) != FRT_OK) goto fail;
     }
     for (int64_t j = 0; j < dd * t; j++) z[j] *= cfg->latent_norm;
-    if ((s = fs_codec_decode(m, z, t, out)) != FRT_OK) goto fail;
+    s = cfg->vocoder ? fs_vocoder_decode(m, z, lf0, t, out) : fs_codec_decode(m, z, t, out);
+    if (s != FRT_OK) goto fail;
     *pcm = out, *n_samples = samples;
     return FRT_OK;
 fail:

@@ -963,3 +963,172 @@ Test(fs_open, from_config_text_and_checkpoint)
     frt_fs_model_close(a);
     frt_st_close(st);
 }
+
+/* ---- the vocoder codec ("codec_type": "vocoder") ------------------------------ */
+
+#define TINY_VOC    FRT_TEST_DATA "/speech/flashspeech-tiny-vocoder"
+#define GOLDENS_VOC FRT_TEST_DATA "/speech/goldens/flashspeech-tiny-vocoder.safetensors"
+
+static void setup_vocoder(void)
+{
+    cr_assert_eq(frt_fs_model_open(TINY_VOC, NULL, &model), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(frt_st_open(GOLDENS_VOC, &gold), FRT_OK, "%s", frt_last_error());
+}
+
+TestSuite(fs_vocoder, .init = setup_vocoder, .fini = teardown);
+
+Test(fs_vocoder, config_and_hop)
+{
+    cr_assert(model->cfg.vocoder);
+    cr_assert_eq(frt_fs_model_hop(model), 200);
+    cr_assert_eq(model->voc.bands, 14);
+    cr_assert_eq(model->cfg.latent_dim, 16);
+}
+
+/* the analysis, padding path included (the audio is not whole frames) */
+Test(fs_vocoder, encoder)
+{
+    int64_t n;
+    const float *pcm = g32("vocoder_encoder.pcm", &n);
+    int hop = frt_fs_model_hop(model), d = model->cfg.latent_dim;
+    int64_t frames = (n + hop - 1) / hop;
+    cr_assert(frames * hop > n);
+    float *x = buf((size_t)(frames * hop)), *lat = buf((size_t)(frames * d));
+    memcpy(x, pcm, (size_t)n * sizeof(float));
+    memset(x + n, 0, (size_t)(frames * hop - n) * sizeof(float));
+    model->arena.used = 0;
+    cr_assert_eq(fs_vocoder_encode(model, x, frames * hop, lat), FRT_OK, "%s", frt_last_error());
+    check("vocoder encoder", lat, "vocoder_encoder.out");
+    /* the tone is voiced at its F0, the noise and the silence are not */
+    const fs_vocoder *v = &model->voc;
+    float lf0 = lat[10 * d] * model->cfg.latent_norm * v->scale[0] + v->mean[0];
+    float voiced = lat[10 * d + 1] * model->cfg.latent_norm * v->scale[1] + v->mean[1];
+    float unvoiced = lat[(frames - 3) * d + 1] * model->cfg.latent_norm * v->scale[1] + v->mean[1];
+    cr_assert(fabsf(expf(lf0) - 130.0f) < 5.0f, "F0 at frame 10: %g Hz", expf(lf0));
+    cr_assert(voiced > 0.8f && fabsf(unvoiced) < 1e-6f, "voicing %g / %g", voiced, unvoiced);
+    frt_free(x);
+    frt_free(lat);
+}
+
+static void decode_check(const char *lf0_name, const char *golden)
+{
+    int64_t n;
+    const float *z = g32("vocoder_decoder.z", &n);
+    int64_t t = n / model->cfg.latent_dim;
+    const float *lf0 = lf0_name ? g32(lf0_name, NULL) : NULL;
+    float *pcm = buf((size_t)(t * frt_fs_model_hop(model)));
+    model->arena.used = 0;
+    cr_assert_eq(fs_vocoder_decode(model, z, lf0, t, pcm), FRT_OK, "%s", frt_last_error());
+    check(golden, pcm, golden);
+    frt_free(pcm);
+}
+
+Test(fs_vocoder, decoder_own_f0)
+{
+    decode_check(NULL, "vocoder_decoder.out");
+}
+
+Test(fs_vocoder, decoder_pitch_stream)
+{
+    decode_check("vocoder_decoder.log_f0", "vocoder_decoder.out_f0");
+}
+
+/* prompt from the test audio, seeded synthesis, 1 and 2 steps */
+static void vocoder_pipeline(int steps, const char *pcm_name)
+{
+    int64_t n, np, ref_n;
+    const int32_t *ids = gi32("pipeline.ids", &n);
+    const float *audio = g32("vocoder_encoder.pcm", &np);
+    frt_fs_prompt *prompt;
+    cr_assert_eq(frt_fs_encode_prompt(model, audio, (size_t)np, &prompt), FRT_OK, "%s",
+                 frt_last_error());
+    frt_fs_synth_opts o;
+    frt_fs_synth_opts_default(&o);
+    o.steps = steps;
+    o.seed = (uint64_t)gi32("pipeline.seed", NULL)[0];
+    float *pcm;
+    size_t ns;
+    cr_assert_eq(frt_fs_synthesize(model, ids, (size_t)n, prompt, &o, &pcm, &ns), FRT_OK, "%s",
+                 frt_last_error());
+    g32(pcm_name, &ref_n);
+    cr_assert_eq((int64_t)ns, ref_n, "%zu samples, reference %lld", ns, (long long)ref_n);
+    check(pcm_name, pcm, pcm_name);
+    frt_free(pcm);
+    frt_fs_prompt_free(prompt);
+}
+
+Test(fs_vocoder, pipeline_one_step)
+{
+    vocoder_pipeline(1, "pipeline.pcm1");
+}
+
+Test(fs_vocoder, pipeline_two_steps)
+{
+    vocoder_pipeline(2, "pipeline.pcm2");
+}
+
+Test(fs_vocoder, scratch_budgets)
+{
+    const fs_config *c = &model->cfg;
+    int64_t n, np;
+    const float *z = g32("vocoder_decoder.z", &n);
+    int64_t t = n / c->latent_dim;
+    float *out = buf((size_t)(t * c->hop));
+    reset_peak(model);
+    cr_assert_eq(fs_vocoder_decode(model, z, NULL, t, out), FRT_OK);
+    within(model, fs_vocoder_scratch(c, &model->voc, 0, t), "vocoder decoder");
+    const float *pcm = g32("vocoder_encoder.pcm", &np);
+    int64_t ns = np / c->hop * c->hop;
+    reset_peak(model);
+    cr_assert_eq(fs_vocoder_encode(model, pcm, ns, out), FRT_OK);
+    within(model, fs_vocoder_scratch(c, &model->voc, ns, 0), "vocoder encoder");
+    frt_free(out);
+}
+
+/* The vocoder config with `from` replaced by `to`, opened. */
+static frt_status open_vocoder_edited(const char *from, const char *to)
+{
+    size_t n;
+    char *cfg = read_all(TINY_VOC "/config.json", &n);
+    char *at = strstr(cfg, from);
+    cr_assert(at, "config lacks %s", from);
+    size_t out_n = n - strlen(from) + strlen(to), pre = (size_t)(at - cfg);
+    char *text = malloc(out_n + 1);
+    cr_assert(text);
+    memcpy(text, cfg, pre);
+    memcpy(text + pre, to, strlen(to));
+    strcpy(text + pre + strlen(to), at + strlen(from));
+    frt_st *st;
+    cr_assert_eq(frt_st_open(TINY_VOC, &st), FRT_OK, "%s", frt_last_error());
+    frt_fs_model *m = NULL;
+    frt_status s = frt_fs_model_open_st(text, st, NULL, &m);
+    frt_fs_model_close(m);
+    frt_st_close(st);
+    free(text);
+    free(cfg);
+    return s;
+}
+
+Test(fs_checkpoint, vocoder_bad_config)
+{
+    cr_assert_eq(open_vocoder_edited("\"vocoder\"", "\"vocoder2\""), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "codec_type"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_edited("\"vocoder_bands\": 14", "\"vocoder_bands\": 13"),
+                 FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "latent_dim"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_edited("\"vocoder_n_fft\": 512", "\"vocoder_n_fft\": 500"),
+                 FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "power of two"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_edited("\"vocoder_n_fft\": 512", "\"vocoder_n_fft\": 256"),
+                 FRT_ERR_FORMAT);
+    cr_assert_eq(
+        open_vocoder_edited("\"vocoder_scale\": [\n    0.5", "\"vocoder_scale\": [\n    0"),
+        FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "vocoder_scale[0]"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_edited("\"vocoder_mean\": [", "\"vocoder_mean\": [1, "),
+                 FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "vocoder_mean"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_edited("\"vocoder_mean\"", "\"vocoder_mean_\""), FRT_ERR_FORMAT);
+    cr_assert_eq(open_vocoder_edited("\"vocoder_win\": 400", "\"vocoder_win\": 401"),
+                 FRT_ERR_FORMAT);
+}

@@ -14,12 +14,14 @@ import os
 import sys
 import zlib
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import safetensors_io as st  # noqa: E402
 from reference.flashspeech import model as fs  # noqa: E402
 from reference.flashspeech import noise as fsn  # noqa: E402
+from reference.flashspeech import vocoder as voc  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "speech")
 
@@ -159,6 +161,8 @@ def shapes(cfg):
     wavenet("pitch_refiner", 1, c.refiner_channels, 1, c.refiner_layers)
     wavenet("lcm", c.latent_dim, c.wavenet_channels, c.latent_dim, c.wavenet_layers)
 
+    if c.codec_type == "vocoder":  # signal processing: no codec weights
+        return out
     ck = c.codec_kernel
     ch = c.codec_encoder_channels
     cnv("codec.encoder.in_conv", ch, 1, ck)
@@ -346,6 +350,125 @@ def make_goldens(w32, d):
     return g
 
 
+# The same tiny network over the signal-processing codec: 14 mel bands
+# (latent_dim 2 + 14), normalisation constants of a plausible scale.
+VOC_BANDS = 14
+TINY_VOCODER = dict(
+    TINY,
+    codec_type="vocoder",
+    latent_norm=1.5,
+    vocoder_hop=200,
+    vocoder_win=400,
+    vocoder_n_fft=512,
+    vocoder_bands=VOC_BANDS,
+    vocoder_mean=[math.log(150.0), 0.5] + [-4.0 - 0.2 * b for b in range(VOC_BANDS)],
+    vocoder_scale=[0.5, 1.0] + [4.0 + 0.1 * b for b in range(VOC_BANDS)],
+)
+for _k in ("codec_strides", "codec_encoder_channels", "codec_decoder_channels", "codec_kernel",
+           "codec_dilations", "codec_quantizers", "codec_codebook_size"):
+    del TINY_VOCODER[_k]
+
+
+def vocoder_test_audio(sr):
+    """0.6 s of a harmonic tone gliding 120 -> 190 Hz, 0.2 s of noise, 0.2 s
+    of silence, 0.05 s short of a whole frame (the padding path)."""
+    n1, n2, n3 = int(0.6 * sr), int(0.2 * sr), int(0.2 * sr) - 50
+    t = torch.arange(n1, dtype=torch.float64) / sr
+    f0 = 120.0 + 70.0 * t / 0.6
+    ph = 2.0 * math.pi * torch.cumsum(f0, 0) / sr
+    tone = sum(0.3 / k * torch.sin(k * ph) for k in range(1, 12))
+    noise = rnd("vocnoise", [n2], 0.05).double()
+    return torch.cat([tone, noise, torch.zeros(n3, dtype=torch.float64)])
+
+
+def check_vocoder_margins(pcm, p):
+    """The encoder's voicing decisions and YIN's threshold crossings must not
+    be within float32 reach of their thresholds."""
+    x = pcm.numpy()
+    x = np.concatenate([x, np.zeros((-x.shape[0]) % p.hop)])
+    t = x.shape[0] // p.hop
+    seg = voc.frames_of(x, p, p.win, t) * voc.hann(p.win)[None, :]
+    rms = np.sqrt((seg * seg).sum(1) / (voc.hann(p.win) ** 2).sum())
+    tmax = int(math.ceil(p.sr / voc.F0_MIN))
+    f0, ap = voc.yin(voc.frames_of(x, p, p.yin_win + tmax + 2, t), p)
+    loud = rms > 1e-6
+    assert np.all(np.abs(ap[loud] - voc.VOICED_MAX_APERIODICITY) > 1e-3), "aperiodicity at threshold"
+    assert np.all(np.abs(rms[loud] - voc.VOICED_MIN_RMS) > 1e-4), "frame level at threshold"
+
+
+def pulse_margin(log_f0, p):
+    """Smallest distance (in samples) of an excitation pulse from the next
+    sample boundary: float32 F0 could move a pulse by a sample when small."""
+    f0 = np.exp(voc.frame_to_samples(log_f0.numpy(), p))
+    phase, worst = 0.0, 1.0
+    for j in range(f0.shape[0]):
+        inc = f0[j] / p.sr
+        phase += inc
+        if phase >= 1.0:
+            over = (phase - 1.0) / inc
+            worst = min(worst, over, 1.0 - over)
+            phase -= math.floor(phase)
+    return worst
+
+
+def make_vocoder(d_model, d_gold, w32):
+    """The vocoder variant: checkpoint (the tiny weights minus the neural
+    codec) and goldens of its encoder, decoder and pipeline."""
+    os.makedirs(d_model, exist_ok=True)
+    w = {k: v for k, v in w32.items() if not k.startswith("codec.")}
+    st.save_file(w, os.path.join(d_model, "model.safetensors"))
+    with open(os.path.join(d_model, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(TINY_VOCODER, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    cfg = fs.Config(TINY_VOCODER)
+    W = {k: v.double() for k, v in w.items()}
+    g = {}
+
+    def put(k, v):
+        g[k] = v.float() if v.is_floating_point() else v.to(torch.int32)
+
+    def f64(k):
+        return g[k].double()
+
+    put("vocoder_encoder.pcm", vocoder_test_audio(cfg.sample_rate))
+    check_vocoder_margins(f64("vocoder_encoder.pcm"), cfg.vocoder)
+    put("vocoder_encoder.out", fs.encode_prompt(W, cfg, f64("vocoder_encoder.pcm")))
+    # decoder: the encoder's latents (x latent_norm), once with its own F0
+    # channel and once with a separate pitch stream
+    z = f64("vocoder_encoder.out").t() * cfg.latent_norm
+    put("vocoder_decoder.z", z)
+    t = z.shape[1]
+    put("vocoder_decoder.log_f0", math.log(140.0) + 0.2 * torch.sin(torch.arange(t) * 0.3))
+    assert pulse_margin(f64("vocoder_decoder.log_f0"), cfg.vocoder) > 1e-3
+    assert pulse_margin(f64("vocoder_decoder.z")[0], cfg.vocoder) > 1e-3
+    put("vocoder_decoder.out", fs.vocoder_decode(cfg, f64("vocoder_decoder.z")))
+    put("vocoder_decoder.out_f0",
+        fs.vocoder_decode(cfg, f64("vocoder_decoder.z"), f64("vocoder_decoder.log_f0")))
+    # whole pipeline, prompted with the test audio, 1 and 2 steps
+    spk = fs.prompt_encoder(W, cfg, f64("vocoder_encoder.out"))
+    ids = torch.tensor([3, 10, 20, 30, 40, 50, 5, 60, 13, 3, 7], dtype=torch.int64)
+    put("pipeline.ids", ids)
+    # a seed whose pulses all lie clear of sample boundaries (the C pitch
+    # stream is float32: a pulse near one could land a sample away)
+    seed = 99
+    while True:
+        r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=1)
+        if pulse_margin(r["log_f0"], cfg.vocoder) > 0.03:
+            break
+        seed += 1
+    put("pipeline.seed", torch.tensor([seed]))
+    for steps in (1, 2):
+        r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=steps)
+        check_margin(r["log_dur"], r["log_f0"], cfg, 1.0)
+        assert pulse_margin(r["log_f0"], cfg.vocoder) > 0.03
+        put("pipeline.durations%d" % steps, r["durations"])
+        put("pipeline.log_f0%d" % steps, r["log_f0"])
+        put("pipeline.latent%d" % steps, r["latent"])
+        put("pipeline.pcm%d" % steps, r["pcm"])
+    st.save_file(g, os.path.join(d_gold, "flashspeech-tiny-vocoder.safetensors"))
+    return g
+
+
 def make_full(d):
     """A random checkpoint at the default (paper) sizes, bf16, for timing
     only: python3 tools/make_tiny_speech.py --full DIR (about 0.9 GB)."""
@@ -368,6 +491,9 @@ def main():
     torch.set_num_threads(1)
     w = make_checkpoint(os.path.join(ROOT, "flashspeech-tiny"))
     g = make_goldens(w, os.path.join(ROOT, "goldens"))
+    gv = make_vocoder(os.path.join(ROOT, "flashspeech-tiny-vocoder"), os.path.join(ROOT, "goldens"), w)
+    print("vocoder pipeline seed", int(gv["pipeline.seed"][0]), "durations",
+          gv["pipeline.durations1"].tolist())
     for k in ("pipeline.durations1", "pipeline.durations2", "pipeline.durations_zero"):
         print(k, g[k].tolist())
 

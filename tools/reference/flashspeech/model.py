@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import vocoder
+
 DEFAULTS = {
     "hidden_size": 512,
     "num_heads": 8,
@@ -56,6 +58,7 @@ DEFAULTS = {
     "sigma_min": 0.002,
     "sigma_max": 80.0,
     "sigma_inter": 2.0,
+    "codec_type": "neural",
 }
 
 
@@ -68,6 +71,13 @@ class Config:
         self.hop = 1
         for s in self.codec_strides:
             self.hop *= s
+        assert self.codec_type in ("neural", "vocoder")
+        if self.codec_type == "vocoder":
+            self.vocoder = vocoder.Params(d)
+            self.hop = self.vocoder.hop
+            self.vocoder_mean = list(d["vocoder_mean"])
+            self.vocoder_scale = list(d["vocoder_scale"])
+            assert self.latent_dim == self.vocoder.dim == len(self.vocoder_mean)
 
 
 # ---- building blocks ---------------------------------------------------------
@@ -385,6 +395,22 @@ def quantizer_margin(W, cfg, x):
     return gap
 
 
+def vocoder_encode(cfg, pcm):
+    """codec_type "vocoder": pcm [n] (a multiple of hop) -> latents [D, T]
+    (not yet / latent_norm): the analysis features, normalised."""
+    f = vocoder.analyse(pcm.double().numpy(), cfg.vocoder)
+    lat = vocoder.normalise(f, cfg.vocoder_mean, cfg.vocoder_scale)
+    return torch.from_numpy(lat.T.copy()).to(pcm.dtype)
+
+
+def vocoder_decode(cfg, z, log_f0=None):
+    """codec_type "vocoder": z [D, T] (already x latent_norm) -> pcm [T * hop];
+    log_f0 [T] (the pitch stream) replaces the latent's F0 channel."""
+    f = vocoder.denormalise(z.double().numpy().T, cfg.vocoder_mean, cfg.vocoder_scale)
+    lf0 = None if log_f0 is None else log_f0.double().numpy()
+    return torch.from_numpy(vocoder.synthesise(f, cfg.vocoder, lf0)).to(z.dtype)
+
+
 def encode_prompt(W, cfg, pcm, dense=False):
     """Reference audio -> prompt latents [Tp, D] (/ latent_norm), zero-padded
     on the right to a multiple of hop; quantized when codec_quantizers > 0
@@ -393,6 +419,8 @@ def encode_prompt(W, cfg, pcm, dense=False):
     pad = (-n) % cfg.hop
     if pad:
         pcm = torch.cat([pcm, torch.zeros(pad, dtype=pcm.dtype)])
+    if cfg.codec_type == "vocoder":
+        return (vocoder_encode(cfg, pcm) / cfg.latent_norm).t()
     x = codec_encode(W, cfg, pcm)
     if cfg.codec_quantizers > 0 and not dense:
         x = quantize(W, cfg, x)
@@ -440,7 +468,10 @@ def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0):
     eps1 = take(d * t).to(dt).view(d, t)
     eps2 = take(d * t).to(dt).view(d, t) if steps == 2 else None
     z = lcm_sample(W, cfg, c, spk, eps1, eps2, sigma_inter)
-    pcm = codec_decode(W, cfg, z * cfg.latent_norm)
+    if cfg.codec_type == "vocoder":
+        pcm = vocoder_decode(cfg, z * cfg.latent_norm, lf0)
+    else:
+        pcm = codec_decode(W, cfg, z * cfg.latent_norm)
     out.update(
         log_f0_init=lf0_init,
         log_f0=lf0,

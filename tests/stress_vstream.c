@@ -1,6 +1,7 @@
 /* Stress for the vstream API under ThreadSanitizer: the writer encodes a
  * lavfi test source while several threads ask (and cancel) questions, one
- * thread polls the status, two answering threads serve the queue, and the
+ * thread polls the status, two answering threads serve the queue (half the
+ * questions are about given stream times: frt_vstream_ask_at), and the
  * stream is closed with questions still waiting and running. Checks that
  * every accepted question gets exactly one final callback, that a full
  * queue is reported (never a silent drop), and that every answer saw a
@@ -60,7 +61,15 @@ static void *asker(void *arg)
         char q[64];
         snprintf(q, sizeof q, "Question %d from thread %u?", i, (unsigned)(uintptr_t)arg);
         uint64_t id;
-        frt_status s = frt_vstream_ask(vs, q, on_answer, NULL, &id);
+        frt_status s;
+        if (i % 2) { /* about a moment near now: due already, soon, or in transit */
+            frt_vstream_status st;
+            frt_vstream_get_status(vs, &st);
+            double t = st.stream_time + 0.2 * (double)(rand_r(&seed) % 4) - 0.2;
+            s = frt_vstream_ask_at(vs, t > 0 ? t : 0, q, on_answer, NULL, &id);
+        } else {
+            s = frt_vstream_ask(vs, q, on_answer, NULL, &id);
+        }
         if (s == FRT_ERR_LIMIT) { /* full: told so, and asked again */
             atomic_fetch_add(&rejected_full, 1);
             usleep(1000);
@@ -145,6 +154,8 @@ int main(void)
     int late = 0;
     for (int i = 0; i < 8; i++)
         if (frt_vstream_ask(vs, "late question", on_answer, NULL, NULL) == FRT_OK) late++;
+    for (int i = 0; i < 2; i++) /* never due: close cancels them */
+        if (frt_vstream_ask_at(vs, 1e6, "far question", on_answer, NULL, NULL) == FRT_OK) late++;
     atomic_fetch_add(&accepted, late);
     atomic_store(&stop_status, true);
     pthread_join(poller, NULL);

@@ -94,11 +94,12 @@ def main():
     print("checked %d utterances; spans tile the audio to %.2g s at worst" % (len(recs), worst_tile))
     print("median level: vowels %.1f dB, pauses %.1f dB (%d pauses >= 30 ms)"
           % (vdb, pdb, len(pause_db)))
-    print("median zero-crossing rate: sibilants %.3f, vowels %.3f"
-          % (np.median(sib_zcr), np.median(vowel_zcr)))
+    if sib_zcr:
+        print("median zero-crossing rate: sibilants %.3f, vowels %.3f"
+              % (np.median(sib_zcr), np.median(vowel_zcr)))
     if pause_db and not pdb < vdb - 20:
         bad.append("pauses are not 20 dB below vowels")
-    if not np.median(sib_zcr) > 2 * np.median(vowel_zcr):
+    if sib_zcr and not np.median(sib_zcr) > 2 * np.median(vowel_zcr):
         bad.append("sibilants do not cross zero twice as often as vowels")
     for b in bad:
         print("FAIL:", b)

@@ -8,7 +8,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn bench-vstream install clean format soak
+.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn bench-vstream bench-speech install clean format soak
 
 all: build
 
@@ -45,6 +45,10 @@ bench-gemm: build
 
 bench-attn: build
 	$(BUILD)/apps/frt-bench attn
+
+# Issue #8's speech measures on the held-out corpus items (ARGS=--quick: 8 per split).
+bench-speech: build
+	BUILD=$(BUILD) bash scripts/bench-speech.sh $(ARGS)
 
 # Streaming QA on held-out vworld streams: accuracy per question kind, memory
 # ablations, latency (BENCH_ARGS=--quick: 3 streams).

@@ -6,8 +6,10 @@ own phoneme events. See README.md.
     /usr/bin/python3 tools/speechcorpus/make_corpus.py --out data/speech-corpus
         [--limit N]   stop after N utterances (a sample; a later run resumes)
 
-Deterministic (fixed seed) and resumable: utterances already in the manifest
-with their WAV on disk are kept."""
+Fixed seed: the sentences, voices, splits and phonemes are the same on every
+run; the audio and times nearly so (espeak-ng 1.51's timing varies by a few
+ms from call to call; each WAV and its times come from the same call).
+Resumable: utterances already in the manifest with their WAV on disk are kept."""
 
 import argparse
 import collections

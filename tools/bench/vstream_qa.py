@@ -21,7 +21,8 @@ With tools/vworld/ref_answer.py present (and --ref auto or yes), the PyTorch
 reference answers the same questions with the full memory, and the table
 gains the agreement rate of the C answers with it.
 
-Prints the table on stdout (progress on stderr) and writes OUT/results.json.
+Prints the table on stdout (progress on stderr) and writes OUT/results.json
+(the table) and OUT/answers.jsonl (every question with its answer per mode).
 """
 
 import argparse
@@ -187,7 +188,7 @@ def main(argv=None):
     log(f"vstream_qa: {len(streams)} streams, {n_q} questions, modes {', '.join(modes)}; "
         f"model {a.model}; answers cached in {raw}")
 
-    per_mode, answers = {}, {m: {} for m in modes}
+    per_mode, answers, details = {}, {m: {} for m in modes}, []
     for m in modes:
         rows = []
         t0 = time.time()
@@ -200,6 +201,10 @@ def main(argv=None):
                 ok += right
                 lat = r["latency_ms"]
                 rows.append((q["kind"], right, lat["total"] - lat["queue"]))
+                details.append({"mode": m, "stream": sid, "t": q["t"], "kind": q["kind"],
+                                "question": q["question"], "expected": q["answer"],
+                                "answer": r["answer"], "right": right,
+                                "frames": r["frames"], "memory_tokens": r["memory_tokens"]})
             log(f"  [{m} {i}/{len(streams)}] {sid}: {ok}/{len(qs)} right"
                 + (" (cached)" if cached else f", {got[0].get('_wall_s', 0):.1f} s"))
         per_mode[m] = summarize(rows)
@@ -244,7 +249,10 @@ def main(argv=None):
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    log(f"vstream_qa: wrote {os.path.join(a.out, 'results.json')}")
+    with open(os.path.join(a.out, "answers.jsonl"), "w") as f:
+        for d in details:
+            f.write(json.dumps(d) + "\n")
+    log(f"vstream_qa: wrote {os.path.join(a.out, 'results.json')} and answers.jsonl (every answer)")
     return 0
 
 

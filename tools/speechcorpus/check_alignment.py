@@ -107,7 +107,8 @@ def main():
                 sib_zcr.append(zcr)
     vdb = float(np.median(vowel_db))
     pdb = float(np.median(pause_db)) if pause_db else float("nan")
-    print("checked %d utterances; spans tile the audio to %.2g s at worst" % (len(recs), worst_tile))
+    print("checked %d utterances; spans tile the audio to %.2g s at worst"
+          % (len(recs), worst_tile))
     print("sounding symbols matching their phoneme event exactly: %d of %d"
           % (tokens_exact, tokens_total))
     print("synthesised again, the times move by %.4f s at worst" % worst_drift)

@@ -6,7 +6,7 @@
 # data/speech-bench/results.json, progress on stderr.
 #   scripts/bench-speech.sh [--quick] [--items N] [--steps 1 2]
 # BUILD (default build) names the build directory. The corpus is generated
-# first when data/speech-corpus is not complete (about 10 minutes).
+# first when data/speech-corpus is not complete (a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}

@@ -63,24 +63,27 @@ len=$(awk '/Length \(seconds\)/ {print $3}' "$T/stat")
 awk -v l="${len:-0}" 'BEGIN { exit !(l > 0 && l < 60) }' || fail "stream: implausible length '$len'"
 
 # --- the duration fits the text (#6, #8) -------------------------------------
-# length_of MODEL: seconds of "$HELLO" streamed through sox stat; the samples in $T/h.wav.
-length_of() {
+# duration_ok MODEL MIN MAX: "$HELLO" streamed through sox stat lasts MIN-MAX
+# s, in whole codec frames when the model's inventory has '.' (no pause is
+# appended then).
+duration_ok() {
     "$FS" -m "$1" $PH "$HELLO" -o - 2>"$T/err" | tee "$T/h.wav" | sox -t wav - -n stat 2>"$T/stat"
-    awk '/Length \(seconds\)/ {print $3}' "$T/stat"
+    local len hop
+    len=$(awk '/Length \(seconds\)/ {print $3}' "$T/stat")
+    awk -v l="${len:-0}" -v a="$2" -v b="$3" 'BEGIN { exit !(l >= a && l <= b) }' ||
+        { fail "duration: '$HELLO' lasts '$len' s with $1, want $2-$3 s"; cat "$T/err"; }
+    hop=$(python3 -c 'import json, math, sys
+c = json.load(open(sys.argv[1]))
+hop = c.get("vocoder_hop") or math.prod(c.get("codec_strides") or [0])
+print(hop if "." in c["phonemes"] else 0)' "$1/config.json")
+    [ "${hop:-0}" -eq 0 ] || [ $(($(soxi -s "$T/h.wav") % hop)) -eq 0 ] ||
+        fail "duration: $(soxi -s "$T/h.wav") samples with $1, not whole $hop-sample frames"
 }
-within() { awk -v l="${1:-0}" -v a="$2" -v b="$3" 'BEGIN { exit !(l >= a && l <= b) }'; }
-# The test checkpoint's durations are random: a generous bound for two words,
-# and whole codec frames (its inventory has '.', so no pause is appended).
-len=$(length_of "$MODEL")
-within "$len" 0.2 10 || fail "duration: '$HELLO' lasts '$len' s with the test checkpoint"
-hop=$(python3 -c 'import json, math, sys
-print(math.prod(json.load(open(sys.argv[1]))["codec_strides"]))' "$MODEL/config.json")
-[ $(($(soxi -s "$T/h.wav") % hop)) -eq 0 ] || fail "duration: $(soxi -s "$T/h.wav") samples, not whole $hop-sample frames"
+# The test checkpoints' durations are random: a generous bound for two words.
+duration_ok "$MODEL" 0.2 10
+duration_ok "$SRC/tests/data/speech/flashspeech-tiny-vocoder" 0.2 10
 # The trained model speaks two words in 0.4-3 s.
-if [ -f "$SRC/models/flashspeech-tiny/config.json" ]; then
-    len=$(length_of "$SRC/models/flashspeech-tiny")
-    within "$len" 0.4 3 || { fail "duration: '$HELLO' lasts '$len' s with models/flashspeech-tiny"; cat "$T/err"; }
-fi
+[ -f "$SRC/models/flashspeech-tiny/config.json" ] && duration_ok "$SRC/models/flashspeech-tiny" 0.4 3
 
 "$FS" -m "$MODEL" $PH "$HELLO $HELLO" -o - >"$T/s.wav" 2>/dev/null ||
     fail "stream to a file descriptor"

@@ -18,6 +18,9 @@
 
 #define ST_MAX_HEADER (100ull << 20)
 #define ST_MAX_INDEX  (16u << 20)
+/* Tensors in one checkpoint, all shards together (the largest published have a few
+ * thousand). */
+#define ST_MAX_TENSORS (1 << 20)
 /* Largest integer a JSON number (a double in cJSON) holds exactly. */
 #define ST_MAX_JSON_INT 9007199254740992.0
 
@@ -159,7 +162,7 @@ static frt_status parse_entry(const st_shard *sh, const cJSON *item, st_entry *e
      * checkpoint stays usable. */
     int ndim = cJSON_GetArraySize(shape);
     e->ndim = ndim;
-    size_t numel = 1;
+    size_t numel = 1, nonzero = 1;
     bool overflow = false;
     int i = 0;
     for (const cJSON *it = shape->child; it; it = it->next, i++) {
@@ -169,8 +172,10 @@ static frt_status parse_entry(const st_shard *sh, const cJSON *item, st_entry *e
                                 "shape entry %d is not a non-negative integer below 2^53", i);
         if (i < FRT_MAX_DIMS) e->shape[i] = (int64_t)d;
         /* Checked in file order like the reference reader: an overflowing prefix is refused
-         * even if a later dim is 0. */
+         * even if a later dim is 0. The strides of a view multiply the dims after each one,
+         * zeros aside, so an empty [0, 2^52, 2^20] must be refused too. */
         if (!frt_mul_size(numel, d, &numel)) overflow = true;
+        if (d && (!frt_mul_size(nonzero, d, &nonzero) || nonzero > INT64_MAX)) overflow = true;
     }
 
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
@@ -361,7 +366,11 @@ static frt_status shard_parse(st_shard *sh, int fd)
             if ((s = check_metadata(sh, it)) != FRT_OK) goto done;
             continue;
         }
-        sh->count++;
+        if (++sh->count > ST_MAX_TENSORS) {
+            s = frt_error_at(FRT_ERR_LIMIT, path, NULL, 8, "more than %d tensors in the header",
+                             ST_MAX_TENSORS);
+            goto done;
+        }
         name_bytes += strlen(it->string) + 1;
     }
     sh->names = frt_alloc(name_bytes);
@@ -454,6 +463,9 @@ static frt_status build_table(frt_st *st)
         FRT_TRY(check_overlap(&st->shards[i]));
         total += st->shards[i].count;
     }
+    if (total > ST_MAX_TENSORS)
+        return frt_error_at(FRT_ERR_LIMIT, st->path, NULL, -1,
+                            "more than %d tensors in the checkpoint's shards", ST_MAX_TENSORS);
     size_t cap = total ? (size_t)total : 1;
     st->entries = frt_calloc(cap, sizeof *st->entries);
     st->by_name = frt_alloc(cap * sizeof *st->by_name);

@@ -35,7 +35,9 @@
  *   but not in the index are kept (with a warning).
  * - a header above 100 MiB is FRT_ERR_FORMAT (no checkpoint has one; it is
  *   nearly always a file that is not safetensors); the index is capped at
- *   16 MiB (FRT_ERR_LIMIT).
+ *   16 MiB and a checkpoint at 2^20 tensors (FRT_ERR_LIMIT). A shape whose
+ *   element count, byte count or strides (the product of its non-zero dims)
+ *   overflow is FRT_ERR_FORMAT.
  * Statuses: FRT_ERR_NOT_FOUND for a missing path, shard or tensor,
  * FRT_ERR_IO for open/mmap failures, FRT_ERR_FORMAT for malformed files,
  * FRT_ERR_NOMEM; *out is written only on success. After open, every

@@ -189,11 +189,13 @@ bool frt_sentence_next(const char *text, size_t n, size_t *pos, size_t *start, s
             bool single_dot = c == '.';
             bool cjk = is_cjk_terminator(c);
             i += l;
-            while (i < n && is_terminator(utf8_at(text, n, i, &l))) {
+            /* A run of stops or closers counts toward FRT_SENTENCE_MAX too, else
+             * "!!!!..." would be one sentence however long. */
+            while (i < n && i - s < FRT_SENTENCE_MAX && is_terminator(utf8_at(text, n, i, &l))) {
                 single_dot = false;
                 i += l;
             }
-            while (i < n && is_closer(utf8_at(text, n, i, &l))) i += l;
+            while (i < n && i - s < FRT_SENTENCE_MAX && is_closer(utf8_at(text, n, i, &l))) i += l;
             bool at_break = i >= n || is_blank(utf8_at(text, n, i, &l)) || cjk;
             if (at_break && !(single_dot && is_abbreviation(text, s, dot))) {
                 e = i;

@@ -182,6 +182,21 @@ frt_status frt_star_config_check(const frt_star_config *c)
     if (tokens * c->dim > (double)(1 << 30))
         return frt_error(FRT_ERR_LIMIT, "star memory: %.0f tokens of %d floats is too large",
                          tokens, c->dim);
+    /* A frame and q/k are counted in int, and everything frt_star_create allocates is sized
+     * from these numbers (a config.json's): refuse what would overflow or not fit in memory,
+     * whatever the token count. */
+    double frame = (double)c->p_spa * c->p_spa * c->dim, qk = (double)c->hidden * c->dim;
+    double pooled = (double)c->p_tem * c->p_tem * c->dim, K = c->n_tem;
+    if (frame > (double)(1 << 30) || qk > (double)(1 << 30))
+        return frt_error(FRT_ERR_LIMIT,
+                         "star memory: a %d x %d x %d frame or %d x %d q/k is too large", c->p_spa,
+                         c->p_spa, c->dim, c->hidden, c->dim);
+    double bytes = 4 * (2 * qk + (c->n_spa + c->n_buff + (c->compat ? K : 0)) * frame +
+                        (c->n_buff + 3 * (K + 1) + 1) * pooled + FRT_STAR_SLOTS * tokens * c->dim) +
+                   18 * K * c->n_buff + 24 * (K + 1) * (K + 1);
+    if (bytes > FRT_STAR_MAX_BYTES)
+        return frt_error(FRT_ERR_LIMIT, "star memory: needs %.1f GiB, above the %.0f GiB cap",
+                         bytes / (1 << 30), FRT_STAR_MAX_BYTES / (1 << 30));
     return FRT_OK;
 }
 

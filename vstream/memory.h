@@ -90,6 +90,9 @@
 #include "safetensors.h"
 
 #define FRT_STAR_SLOTS 8
+/* Most memory one frt_star may take (frt_star_config_check: FRT_ERR_LIMIT);
+ * the release's settings at dim 1024 take about 100 MiB. */
+#define FRT_STAR_MAX_BYTES (8.0 * (1 << 30))
 
 typedef struct frt_star_config {
     int dim;           /* C, mm_hidden_size */

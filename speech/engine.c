@@ -272,7 +272,10 @@ frt_status frt_speech_synthesize(frt_speech *sp, const char *text, const frt_spe
     frt_speech_options_init(&defaults);
     const frt_speech_options *o = opt ? opt : &defaults;
     FRT_TRY(check_options(o));
-    size_t len = strlen(text), bad = 0;
+    size_t len = strnlen(text, (size_t)FRT_SPEECH_MAX_TEXT + 1), bad = 0;
+    if (len > FRT_SPEECH_MAX_TEXT)
+        return frt_error(FRT_ERR_LIMIT, "speech: text longer than %d bytes in one call",
+                         FRT_SPEECH_MAX_TEXT);
     if (!frt_utf8_valid(text, len, &bad))
         return frt_error_at(FRT_ERR_FORMAT, NULL, NULL, (int64_t)bad,
                             "the text is not valid UTF-8");

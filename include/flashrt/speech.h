@@ -84,11 +84,17 @@ void frt_speech_close(frt_speech *sp);
 /* Output sample rate of the engine in Hz (16000 for FlashSpeech). */
 int frt_speech_sample_rate(const frt_speech *sp);
 
+/* Longest text one synthesis call takes, in bytes (about 3 hours of speech;
+ * a longer text is FRT_ERR_LIMIT: split it, or stream it sentence by
+ * sentence as the flashspeech CLI does). */
+#define FRT_SPEECH_MAX_TEXT (1 << 24)
+
 /* Synthesise NUL-terminated UTF-8 text, calling fn with each chunk (at least
  * one per sentence that produces sound) before working on the next. opt may
  * be NULL for the defaults; text and opt are borrowed for the call.
  * Errors: invalid UTF-8 FRT_ERR_FORMAT (with its byte offset); text with
- * nothing to say FRT_ERR_INVALID_ARG; unreadable reference audio
+ * nothing to say FRT_ERR_INVALID_ARG; text over FRT_SPEECH_MAX_TEXT
+ * FRT_ERR_LIMIT; unreadable reference audio
  * FRT_ERR_NOT_FOUND / FRT_ERR_FORMAT; no G2P available FRT_ERR_UNSUPPORTED;
  * stopped by fn or frt_speech_cancel FRT_ERR_CANCELLED. Chunks delivered
  * before a failure stay valid output.

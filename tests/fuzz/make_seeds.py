@@ -102,7 +102,10 @@ def tokenizers():
         "model": {"type": "BPE", "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "\u2581": 4},
                   "merges": ["a b"], "byte_fallback": False},
         "added_tokens": [{"id": 0, "content": "<unk>", "special": True}],
-        "normalizer": None, "pre_tokenizer": None, "decoder": None}).encode())
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None, "decoder": None}).encode())
 
 
 def frontend():

@@ -156,7 +156,9 @@ frt_status frt_audio_read(const char *path, int rate, float **pcm, size_t *n)
             double acc = 0;
             for (int c = 0; c < ch; c++) acc += block[(size_t)f * (size_t)ch + (size_t)c];
             float v = (float)(acc / ch);
-            mono[len++] = isfinite(v) ? v : 0.0f;
+            /* Float files may hold anything up to FLT_MAX: clip to full scale, or the
+             * resampler's sums overflow to Inf (found by fuzz_audio). */
+            mono[len++] = isfinite(v) ? fminf(fmaxf(v, -1.0f), 1.0f) : 0.0f;
         }
         if (len >= max_frames) {
             FRT_LOGW("%s: longer than %d s; only the start is used", path,

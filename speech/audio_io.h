@@ -18,10 +18,11 @@
  * a reference clip longer than this is truncated with a warning. */
 #define FRT_AUDIO_READ_MAX_SECONDS 600
 
-/* Read path, downmix (mean of the channels) and resample to rate Hz. *pcm
- * is malloc'ed (free()), *n its samples. Missing file FRT_ERR_NOT_FOUND;
- * unreadable or not audio FRT_ERR_FORMAT (libsndfile's reason included);
- * no samples FRT_ERR_FORMAT. Thread-safe. */
+/* Read path, downmix (mean of the channels), clip to [-1, 1] (NaN and Inf
+ * give 0) and resample to rate Hz. *pcm is malloc'ed (free()), *n its
+ * samples. Missing file FRT_ERR_NOT_FOUND; unreadable or not audio
+ * FRT_ERR_FORMAT (libsndfile's reason included); no samples FRT_ERR_FORMAT.
+ * Thread-safe. */
 frt_status frt_audio_read(const char *path, int rate, float **pcm, size_t *n);
 
 /* Windowed-sinc resampling of in[n_in] from rate_in to rate_out Hz (Kaiser

@@ -2,6 +2,7 @@
  * each cap answers with its own clear error (docs/RELIABILITY.md, "Limits",
  * lists them with these tests). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,18 +305,20 @@ Test(limits, vstream_question_10mb)
 
 /* ---- audio ------------------------------------------------------------------ */
 
-/* A PCM16 WAV header with the given rate and channels, and 4 bytes of data. */
-static char *wav(const char *name, uint32_t rate, uint16_t channels)
+/* A WAV file of one channel count and rate: 2 frames of PCM16 zeros, or
+ * with float_value non-zero, 64 float32 frames of that value. */
+static char *wav(const char *name, uint32_t rate, uint16_t channels, float float_value)
 {
-    unsigned char h[48];
-    uint32_t block = 2u * channels;
+    unsigned char h[44 + 64 * 4];
+    bool f32 = float_value != 0;
+    uint16_t fmt = f32 ? 3 : 1, bits = f32 ? 32 : 16;
+    uint32_t block = bits / 8u * channels, data = f32 ? 64 * block : 4;
     memcpy(h, "RIFF", 4);
-    uint32_t v[] = {40, 0, 16};
-    memcpy(h + 4, &v[0], 4);
+    uint32_t riff = 36 + data, fmt_len = 16;
+    memcpy(h + 4, &riff, 4);
     memcpy(h + 8, "WAVEfmt ", 8);
-    memcpy(h + 16, &v[2], 4);
-    uint16_t fmt = 1, bits = 16;
-    uint32_t bps = rate * block, data = 4;
+    memcpy(h + 16, &fmt_len, 4);
+    uint32_t bps = rate * block;
     uint16_t ba = (uint16_t)block;
     memcpy(h + 20, &fmt, 2);
     memcpy(h + 22, &channels, 2);
@@ -325,26 +328,42 @@ static char *wav(const char *name, uint32_t rate, uint16_t channels)
     memcpy(h + 34, &bits, 2);
     memcpy(h + 36, "data", 4);
     memcpy(h + 40, &data, 4);
-    memset(h + 44, 0, 4);
-    return tu_write_file(g_dir, name, h, sizeof h);
+    memset(h + 44, 0, sizeof h - 44);
+    for (int i = 0; f32 && i < 64 * channels; i++) memcpy(h + 44 + 4 * i, &float_value, 4);
+    return tu_write_file(g_dir, name, h, 44 + data);
 }
 
 Test(limits, audio_rate_and_channels)
 {
     float *pcm = NULL;
     size_t n = 0;
-    char *ok = wav("ok.wav", 16000, 1);
+    char *ok = wav("ok.wav", 16000, 1, 0);
     cr_expect_eq(frt_audio_read(ok, 16000, &pcm, &n), FRT_OK, "%s", frt_last_error());
     cr_expect_eq(n, 2);
     free(pcm);
     free(ok);
-    char *fast = wav("fast.wav", 4000000, 1);
+    char *fast = wav("fast.wav", 4000000, 1, 0);
     pcm = NULL;
     cr_expect_eq(frt_audio_read(fast, 16000, &pcm, &n), FRT_ERR_FORMAT);
     cr_expect_null(pcm);
     free(fast);
-    char *wide = wav("wide.wav", 16000, 1000);
+    char *wide = wav("wide.wav", 16000, 1000, 0);
     cr_expect_eq(frt_audio_read(wide, 16000, &pcm, &n), FRT_ERR_FORMAT);
     free(wide);
     cr_expect_eq(frt_resample(NULL, SIZE_MAX / 4, 8000, 16000, &pcm, &n), FRT_ERR_LIMIT);
+}
+
+/* Found by fuzz_audio: float samples near FLT_MAX came out of the resampler
+ * as Inf. They are clipped to full scale on reading. */
+Test(limits, audio_float_beyond_full_scale)
+{
+    char *path = wav("loud.wav", 22050, 1, 3.0e38f);
+    float *pcm = NULL;
+    size_t n = 0;
+    cr_assert_eq(frt_audio_read(path, 16000, &pcm, &n), FRT_OK, "%s", frt_last_error());
+    cr_expect_gt(n, 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(isfinite(pcm[i]) && fabsf(pcm[i]) < 1.2f, "%g", pcm[i]);
+    free(pcm);
+    free(path);
 }

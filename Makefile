@@ -68,3 +68,12 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+
+# libFuzzer harnesses (tests/fuzz, clang): each for 10 minutes (the bar:
+# no crash, leak or sanitizer report), or about 20 s each as a smoke run.
+.PHONY: fuzz fuzz-short
+fuzz: deps
+	bash scripts/fuzz.sh 600
+
+fuzz-short: deps
+	bash scripts/fuzz.sh 20

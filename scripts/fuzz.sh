@@ -48,7 +48,7 @@ main() {
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   for t in "${targets[@]}"; do
     if [ "${FUZZ_RESUME:-0}" = 1 ] && grep -q "^$t	" "$results"; then continue; fi
-    corpus="$out/corpus/$t" art="$out/artifacts/$t" log="$out/$t.log"
+    corpus="$out/corpus/$t" art="$out/artifacts/$t" log="$out/$t-$secs.log"
     mkdir -p "$corpus" "$art"
     cp -n tests/fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
     dict=()
@@ -76,7 +76,7 @@ main() {
     [ "$result" = ok ] || fail=1
   done <"$results"
   if [ "$fail" != 0 ]; then
-    echo "fuzz.sh: a harness failed; inputs under $out/artifacts/, logs $out/<target>.log"
+    echo "fuzz.sh: a harness failed; inputs under $out/artifacts/, logs $out/<target>-$secs.log"
     exit 1
   fi
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: the release build through ctest, then the same suite
 # in an AddressSanitizer + UndefinedBehaviorSanitizer build, then the thread
-# stress programs in a ThreadSanitizer build. Assumes scripts/install-deps.sh
+# stress programs in a ThreadSanitizer build, then each libFuzzer harness
+# briefly (a crash fails the suite). Assumes scripts/install-deps.sh
 # ran (make test does it). Ends with one "N passed, N failed" line over all
-# three runs.
+# four steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -45,6 +46,10 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 tsan_log=build-tsan/ctest-tsan.log
 (cd build-tsan && ctest --output-on-failure -j1 -L tsan) 2>&1 | tee "$tsan_log"
 count "$tsan_log"
+
+echo "== fuzzing: every libFuzzer harness for 15 s (scripts/fuzz.sh) =="
+FUZZ_NICE=0 bash scripts/fuzz.sh 15
+ran=$((ran + $(grep -c "	ok$" data/fuzz/results-15.tsv)))
 
 echo "== all tests passed in $(( $(date +%s) - start )) s =="
 echo "$ran passed, 0 failed"

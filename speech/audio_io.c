@@ -130,7 +130,10 @@ frt_status frt_audio_read(const char *path, int rate, float **pcm, size_t *n)
                          info.channels, info.samplerate);
         goto done;
     }
-    const size_t max_frames = (size_t)FRT_AUDIO_READ_MAX_SECONDS * (size_t)info.samplerate;
+    /* Counted at 48 kHz at most: a small compressed file at a very high rate
+     * (Vorbis silence) would otherwise decode to gigabytes. */
+    const size_t max_frames = (size_t)FRT_AUDIO_READ_MAX_SECONDS *
+                              (size_t)(info.samplerate < 48000 ? info.samplerate : 48000);
     const size_t bf = 4096; /* frames per read */
     block = malloc(bf * (size_t)info.channels * sizeof *block);
     if (!block) {

@@ -195,6 +195,12 @@ Test(limits, star_memory_sizes)
 
 /* ---- tokenizer ---------------------------------------------------------------- */
 
+/* The normalizer of a Llama tokenizer.json (spaces to U+2581, one prepended). */
+#define NORM                                                                                       \
+    "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", "          \
+    "\"prepend\": \"\u2581\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "         \
+    "\"content\": \"\u2581\"}]}"
+
 Test(limits, tokenizer_text_and_piece)
 {
     frt_tokenizer *tok = NULL;
@@ -216,14 +222,21 @@ Test(limits, tokenizer_text_and_piece)
     char json[2048];
     snprintf(json, sizeof json,
              "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"%s\": 1}, "
-             "\"merges\": [], \"unk_token\": \"<unk>\"}, \"normalizer\": {\"type\": "
-             "\"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": "
-             "\"\u2581\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
-             "\"content\": \"\u2581\"}]}}",
-             piece);
+             "\"merges\": [], \"unk_token\": \"<unk>\"}, %s}",
+             piece, NORM);
     tok = NULL;
     cr_expect_eq(frt_tokenizer_load_json(json, strlen(json), "tokenizer.json", &tok), FRT_ERR_LIMIT,
                  "%s", frt_last_error());
+    cr_expect_null(tok);
+
+    /* An id at the vocabulary cap (it would size the piece table). */
+    snprintf(json, sizeof json,
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"a\": %d}, "
+             "\"merges\": []}, %s}",
+             FRT_TOK_MAX_VOCAB, NORM);
+    cr_expect_eq(frt_tokenizer_load_json(json, strlen(json), "tokenizer.json", &tok),
+                 FRT_ERR_FORMAT);
+    cr_expect(strstr(frt_last_error(), "vocab id"), "%s", frt_last_error());
     cr_expect_null(tok);
 }
 

@@ -229,6 +229,14 @@ Test(limits, tokenizer_text_and_piece)
                  "%s", frt_last_error());
     cr_expect_null(tok);
 
+    /* A tokenizer.model over the 64 MiB cap (zero pages: nothing is written). */
+    size_t big = (64u << 20) + 1;
+    char *model = calloc(1, big);
+    cr_assert(model);
+    cr_expect_eq(frt_tokenizer_load_model(model, big, "tokenizer.model", &tok), FRT_ERR_LIMIT);
+    cr_expect_eq(frt_tokenizer_load_json(model, big, "tokenizer.json", &tok), FRT_ERR_LIMIT);
+    free(model);
+
     /* An id at the vocabulary cap (it would size the piece table). */
     snprintf(json, sizeof json,
              "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"a\": %d}, "

@@ -70,6 +70,18 @@ def safetensors():
     put("safetensors", "empty_obj", st_file([]))
 
 
+def st_index():
+    def idx(m):
+        return json.dumps({"metadata": {"total_size": 24}, "weight_map": m})
+    put("st_index", "ok", idx({"x": "a.safetensors", "y": "a.safetensors", "z": "b.safetensors"}))
+    put("st_index", "dup", idx({"x": "dup.safetensors", "z": "b.safetensors"}))
+    put("st_index", "both", idx({"x": "a.safetensors", "y": "dup.safetensors"}))
+    put("st_index", "escape", idx({"x": "../a.safetensors"}))
+    put("st_index", "missing", idx({"x": "c.safetensors"}))
+    put("st_index", "wrong", idx({"x": "b.safetensors"}))
+    put("st_index", "empty", idx({}))
+
+
 def configs():
     for d in ("models/llama-tiny", "models/clip-tiny", "models/vstream-tiny",
               "speech/flashspeech-tiny"):
@@ -130,7 +142,7 @@ def audio():
              ("mono.aiff", ["-r", "11025", "-c", "1", "-b", "16"])]
     for name, fmt in specs:
         out = os.path.join(tmp, name)
-        subprocess.run(["sox", "-n"] + fmt + [out, "synth", "0.02", "sine", "440"], check=True)
+        subprocess.run(["sox", "-R", "-n"] + fmt + [out, "synth", "0.02", "sine", "440"], check=True)
         with open(out, "rb") as f:
             put("audio", name, f.read())
         os.unlink(out)
@@ -150,6 +162,6 @@ def memory():
 
 
 if __name__ == "__main__":
-    for f in (safetensors, configs, tokenizers, frontend, audio, memory):
+    for f in (safetensors, st_index, configs, tokenizers, frontend, audio, memory):
         f()
     sys.exit(0)

@@ -145,4 +145,39 @@ timeout 60 "$qa" --model "$model" --tokenizer "$tok" --json --no-status --memory
 grep -q '"frames":5,"memory_tokens":16,"visual_tokens":{"abstract":0,"temporal":0,"retrieved":0,"spatial":16}' \
   "$tmp/spatial.json" || { cat "$tmp/spatial.json"; fail "--memory spatial tokens"; }
 expect_fail 2 "--memory" --model "$model" --memory most "$tmp/whole.mp4"
+
+# the benchmark's plumbing (tools/bench/vstream_qa.py) on a 1-minute world
+# stream: every mode answers every question from exactly the frames up to
+# its time (the tiny model's context only holds short questions)
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  mkdir -p "$tmp/streams"
+  /usr/bin/python3 "$src/tools/vworld/make_streams.py" --seed 5 --minutes 1 --id w \
+    --out "$tmp/streams" >/dev/null || fail "make_streams"
+  /usr/bin/python3 - "$tmp/streams/w.json" <<'EOF2' || fail "short questions"
+import json, sys
+m = json.load(open(sys.argv[1]))
+for q in m["questions"]:
+    q["question"] = "What?"
+json.dump(m, open(sys.argv[1], "w"))
+EOF2
+  timeout 120 /usr/bin/python3 "$src/tools/bench/vstream_qa.py" --streams "$tmp/streams" \
+    --model "$model" --tokenizer "$tok" --qa "$qa" --out "$tmp/bench" --max-tokens 2 --ref no \
+    >"$tmp/bench.out" 2>"$tmp/bench.err" || { cat "$tmp/bench.err"; fail "vstream_qa.py"; }
+  /usr/bin/python3 - "$tmp/bench" "$tmp/streams/w.json" <<'EOF2' || fail "benchmark results"
+import json, sys
+res = json.load(open(sys.argv[1] + "/results.json"))
+n = len(json.load(open(sys.argv[2]))["questions"])
+modes = ("full", "spatial", "no-temporal-retrieved", "no-abstract")
+assert sorted(res["modes"]) == sorted(modes), res["modes"].keys()
+assert all(res["modes"][m]["n"] == n for m in modes), res
+rows = [json.loads(l) for l in open(sys.argv[1] + "/answers.jsonl")]
+assert len(rows) == 4 * n
+for r in rows:
+    assert r["frames"] == r["t"] + 1, r  # 1 fps: frames 0..t
+    if r["mode"] == "spatial":
+        assert r["memory_tokens"] == 16, r
+print("benchmark plumbing: ok (%d questions x 4 modes)" % n)
+EOF2
+  grep -q "^no-temporal-retrieved " "$tmp/bench.out" || fail "benchmark table"
+fi
 echo "vstream_e2e: passed"

@@ -45,8 +45,8 @@ CLIP_CFG = {
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_channels": 3,
-    "image_size": 64,
-    "patch_size": 8,
+    "image_size": 128,
+    "patch_size": 16,
     "hidden_act": "quick_gelu",
     "layer_norm_eps": 1e-05,
     "attention_dropout": 0.0,
@@ -587,10 +587,11 @@ def selfcheck():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
-    fast = FastPreprocess(128, 128)(frames)
-    for i in range(3):
-        ref = rpre.clip_preprocess(frames[i], CLIP_CFG["image_size"])
-        assert np.array_equal(fast[i], ref), "FastPreprocess differs from clip_preprocess"
+    for size in (CLIP_CFG["image_size"], 64, 112):
+        fast = FastPreprocess(128, 128, size)(frames)
+        for i in range(3):
+            ref = rpre.clip_preprocess(frames[i], size)
+            assert np.array_equal(fast[i], ref), "FastPreprocess differs from clip_preprocess at %d" % size
 
     g = torch.Generator()
     g.manual_seed(1)

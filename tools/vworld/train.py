@@ -102,27 +102,38 @@ def stage_tokenizer(out, log):
 # ---- vision stage -------------------------------------------------------------------------
 
 
+N_F = len(W.SHAPES) + len(W.COLOURS) + len(W.SIZES)
+
+
+def _factor(o):
+    """Indices of an object's shape, colour and size in the factor vector."""
+    return (W.SHAPES.index(o["shape"]), len(W.SHAPES) + W.COLOURS.index(o["colour"]),
+            len(W.SHAPES) + len(W.COLOURS) + W.SIZES.index(o["size"]))
+
+
 def frame_targets(world, i):
     """Per-frame ground truth for the vision heads: per 4x4 cell and per 2x2
-    quadrant, which (shape, colour, size) cover it; per frame the same,
-    object count, background and its pattern."""
+    quadrant, which (shape, colour, size) cover it, both as combinations and
+    factor by factor; per frame the same, object count, background and its
+    pattern."""
     side = M.MEMORY_CFG["compress_size"]
     cell = W.SIZE // side
-    cells = np.zeros((side * side, N_CS), np.float32)
-    quads = np.zeros((4, N_CS), np.float32)
-    whole = np.zeros(N_CS, np.float32)
+    cells = np.zeros((side * side, N_CS + N_F), np.float32)
+    quads = np.zeros((4, N_CS + N_F), np.float32)
+    whole = np.zeros(N_CS + N_F, np.float32)
     objs = world.objects_at(i)
     for o in objs:
         r = W.RADIUS[o["size"]]
         m = W._MASKS[(o["shape"], o["size"])]
         cov = np.zeros((W.SIZE, W.SIZE), bool)
         cov[o["y"] - r : o["y"] + r + 1, o["x"] - r : o["x"] + r + 1] = m
-        k = CS_INDEX[(o["shape"], o["colour"], o["size"])]
+        ks = [CS_INDEX[(o["shape"], o["colour"], o["size"])]] + [N_CS + f for f in _factor(o)]
         per_cell = cov.reshape(side, cell, side, cell).sum(axis=(1, 3)).reshape(-1)
-        cells[per_cell >= 6, k] = 1
         per_quad = cov.reshape(2, W.SIZE // 2, 2, W.SIZE // 2).sum(axis=(1, 3)).reshape(-1)
-        quads[per_quad >= 6, k] = 1
-        whole[k] = 1
+        for k in ks:
+            cells[per_cell >= 6, k] = 1
+            quads[per_quad >= 6, k] = 1
+            whole[k] = 1
     si = world._scene_index(i)
     sc = world.scenes[si]
     return (cells, quads, whole, len(objs), W.BACKGROUNDS.index(sc["background"]),
@@ -131,32 +142,41 @@ def frame_targets(world, i):
 
 class VisionHeads(torch.nn.Module):
     """Linear probes on the pooled tokens: linear so that what the memory
-    averages (cluster centroids, pooled maps) stays readable."""
+    averages (cluster centroids, pooled maps) stays readable. Positives are
+    weighted up: most cells are empty, and without it the tower first
+    learns to say 'nothing' everywhere."""
 
     def __init__(self, dim):
         super().__init__()
-        self.cell = torch.nn.Linear(dim, N_CS + N_BG)
-        self.quad = torch.nn.Linear(dim, N_CS)
-        self.frame = torch.nn.Linear(dim, N_CS + N_CNT + N_BG + N_PAT)
+        n = N_CS + N_F
+        self.cell = torch.nn.Linear(dim, n + N_BG)
+        self.quad = torch.nn.Linear(dim, n)
+        self.frame = torch.nn.Linear(dim, n + N_CNT + N_BG + N_PAT)
+        self.register_buffer("pos_w", torch.tensor([6.0] * N_CS + [3.0] * N_F))
 
     def loss(self, feats, tg):
         cells, quads, whole, cnt, bg, pat = tg
-        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        n = N_CS + N_F
+
+        def bce(x, y):
+            return torch.nn.functional.binary_cross_entropy_with_logits(x, y, pos_weight=self.pos_w) * 4
+
         ce = torch.nn.functional.cross_entropy
         b = feats.shape[0]
-        lc = self.cell(feats)  # [B, 16, N_CS + N_BG]
+        lc = self.cell(feats)  # [B, 16, n + N_BG]
         q = M.rproj.pool_grid(feats, 2)
         lq = self.quad(q)
         lf = self.frame(feats.mean(dim=1))
-        loss = bce(lc[..., :N_CS], cells) + bce(lq, quads) + bce(lf[:, :N_CS], whole)
-        loss = loss + ce(lc[..., N_CS:].reshape(-1, N_BG), bg.repeat_interleave(lc.shape[1]))
-        o = N_CS
-        loss = loss + ce(lf[:, o : o + N_CNT], cnt) + ce(lf[:, o + N_CNT : o + N_CNT + N_BG], bg)
-        loss = loss + ce(lf[:, o + N_CNT + N_BG :], pat)
+        loss = bce(lc[..., :n], cells) + bce(lq, quads) + bce(lf[:, :n], whole)
+        loss = loss + ce(lc[..., n:].reshape(-1, N_BG), bg.repeat_interleave(lc.shape[1]))
+        loss = loss + ce(lf[:, n : n + N_CNT], cnt) + ce(lf[:, n + N_CNT : n + N_CNT + N_BG], bg)
+        loss = loss + ce(lf[:, n + N_CNT + N_BG :], pat)
         with torch.no_grad():
-            acc_cell = ((lc[..., :N_CS] > 0).float() == cells).all(dim=-1).float().mean()
-            acc_frame = ((lf[:, :N_CS] > 0).float() == whole).all(dim=-1).float().mean()
-            acc_bg = (lf[:, o + N_CNT : o + N_CNT + N_BG].argmax(-1) == bg).float().mean()
+            occupied = cells[..., N_CS:].sum(-1) > 0
+            ok_cell = ((lc[..., :N_CS] > 0).float() == cells[..., :N_CS]).all(dim=-1)
+            acc_cell = ok_cell[occupied].float().mean()
+            acc_frame = ((lf[:, :N_CS] > 0).float() == whole[:, :N_CS]).all(dim=-1).float().mean()
+            acc_bg = (lf[:, n + N_CNT : n + N_CNT + N_BG].argmax(-1) == bg).float().mean()
         return loss, (float(acc_cell), float(acc_frame), float(acc_bg), b)
 
 
@@ -216,7 +236,7 @@ def stage_vision(out, log, steps, batch):
         if step % 25 == 0 or step == steps:
             with torch.no_grad():
                 va = [heads.loss(M.vision_features(px_, w), tg_)[1] for px_, tg_ in val]
-            log("vision step %d loss %.4f train cell/frame/bg %.3f/%.3f/%.3f  val %.3f/%.3f/%.3f  (%.0f s)"
+            log("vision step %d loss %.4f train occupied-cell/frame/bg %.3f/%.3f/%.3f  val %.3f/%.3f/%.3f  (%.0f s)"
                 % (step, float(loss), acc[0], acc[1], acc[2],
                    np.mean([a[0] for a in va]), np.mean([a[1] for a in va]), np.mean([a[2] for a in va]),
                    time.time() - t0))
@@ -468,12 +488,12 @@ def stage_language(out, log, steps, batch, per_snap, lr_max):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/vstream-train")
-    p.add_argument("--vision-steps", type=int, default=250)
+    p.add_argument("--vision-steps", type=int, default=400)
     p.add_argument("--vision-batch", type=int, default=48)
     p.add_argument("--streams", type=int, default=40)
     p.add_argument("--val-streams", type=int, default=3)
     p.add_argument("--every", type=int, default=6, help="seconds between cached memory snapshots")
-    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--per-snap", type=int, default=10, help="questions packed per sequence")
     p.add_argument("--lr", type=float, default=1e-3)

@@ -78,6 +78,15 @@ static frt_status speak_clause(espeak_g2p *g, const char *text, size_t n, frt_st
 {
     frt_strbuf_clear(&g->clause);
     FRT_TRY(frt_strbuf_append(&g->clause, text, n));
+    /* Spacing modifier letters (U+02B0..U+02FF: IPA stress and length marks,
+     * modifier apostrophes) become spaces: espeak-ng 1.51 reads freed memory
+     * on an Armenian letter, one of them and a letter ("\u0588\u02C8a";
+     * found by fuzz_frontend), and they carry no sound in text anyway. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned char a = (unsigned char)g->clause.s[i], b = (unsigned char)g->clause.s[i + 1];
+        if ((a == 0xCA && b >= 0xB0 && b <= 0xBF) || (a == 0xCB && b >= 0x80 && b <= 0xBF))
+            g->clause.s[i] = g->clause.s[i + 1] = ' ';
+    }
     const void *p = g->clause.s;
     /* IPA, '_' between the phonemes of a word (espeak-ng puts ' ' between words). */
     const int mode = espeakPHONEMES_IPA | ('_' << 8);

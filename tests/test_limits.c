@@ -272,6 +272,28 @@ Test(limits, sentence_length_on_any_text)
     }
 }
 
+#ifdef FRT_HAVE_ESPEAK
+/* Found by fuzz_frontend: espeak-ng 1.51 reads freed memory (ASan:
+ * heap-use-after-free under espeak_TextToPhonemes) on an Armenian letter
+ * followed by a spacing modifier letter and a letter. The G2P hands those
+ * marks over as spaces; under ASan this test fails if it stops doing so. */
+Test(limits, espeak_armenian_letter_and_stress_mark)
+{
+    frt_g2p *g = NULL;
+    cr_assert_eq(frt_g2p_espeak_open(NULL, &g), FRT_OK, "%s", frt_last_error());
+    static const char *const texts[] = {"\xD6\x88\xCB\x88J",
+                                        "\xD5\xB1\xCB\x90"
+                                        "a",
+                                        "T;;;'pox,' 8hmefr)\xD6\x88\xCB\x88J..'"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        frt_strbuf out = {0};
+        cr_expect_eq(g->phonemize(g, texts[i], strlen(texts[i]), &out), FRT_OK);
+        frt_strbuf_free(&out);
+    }
+    frt_g2p_free(g);
+}
+#endif
+
 static int on_chunk(const frt_speech_chunk *c, void *user)
 {
     (void)c;

@@ -468,7 +468,7 @@ static frt_status reconnect(frt_ingest *g, frt_status why)
     frt_status s = why;
     for (;;) {
         if (g->o.max_reconnects >= 0 && failed >= g->o.max_reconnects) return s;
-        FRT_LOGW("ingest '%s': reconnecting in %d ms", g->url, wait_ms);
+        FRT_LOGW("ingest: %s; reconnecting in %d ms", g->err, wait_ms);
         if (!sleep_until(g, now_s() + wait_ms * 1e-3)) return FRT_ERR_CANCELLED;
         s = open_input(g);
         if (s == FRT_OK) break;

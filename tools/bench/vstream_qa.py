@@ -118,23 +118,40 @@ def run_c(a, mp4, qs, mode, path):
     return got, False
 
 
-def run_ref(a, mp4, meta_json, path):
-    """tools/vworld/ref_answer.py on one stream (full memory): answers in question order."""
+def run_ref(a, sid, mp4, meta_json, qs, path):
+    """tools/vworld/ref_answer.py (full memory) on one stream: answers in question order."""
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
-    cmd = ["/usr/bin/python3", REF, "--model", a.model, "--stream", mp4, "--questions", meta_json,
-           "--max-tokens", str(a.max_tokens)]
-    if a.tokenizer:
-        cmd += ["--tokenizer", a.tokenizer]
+            got = json.load(f)
+        if len(got) == len(qs):
+            return got
+    work = path + ".d"
+    os.makedirs(work, exist_ok=True)
+    for src, ext in ((meta_json, ".json"), (mp4, ".mp4")):
+        link = os.path.join(work, sid + ext)
+        if not os.path.lexists(link):
+            os.symlink(os.path.abspath(src), link)
+    cmd = ["/usr/bin/python3", REF, "--model", a.model, "--streams", work, "--memory", "full",
+           "--out", os.path.join(work, "answers.jsonl")]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         sys.exit(f"vstream_qa: {' '.join(cmd)} exited {p.returncode}:\n{p.stderr[-2000:]}")
-    answers = [json.loads(line)["answer"] for line in p.stdout.splitlines() if line.strip()]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pending = {}
+    with open(os.path.join(work, "answers.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                pending.setdefault((int(r["t"]), r["question"]), []).append(r["answer"])
+    got = []
+    for q in qs:
+        left = pending.get((int(q["t"]), q["question"]))
+        if not left:
+            sys.exit(f"vstream_qa: ref_answer.py gave no answer to {q['question']!r} at "
+                     f"{q['t']} s of {sid}")
+        got.append(left.pop(0))
     with open(path, "w") as f:
-        json.dump(answers, f)
-    return answers
+        json.dump(got, f)
+    return got
 
 
 def summarize(rows):
@@ -162,7 +179,8 @@ def main(argv=None):
     p.add_argument("--qa", default=os.path.join(ROOT, "build", "apps", "vstream-qa"))
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--limit", type=int, default=0, help="first N streams only (0: all)")
-    p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=16,
+                   help="answer tokens at most (16, as tools/vworld/ref_answer.py decodes)")
     p.add_argument("--out", default=os.path.join(ROOT, "data", "vstream-bench"))
     p.add_argument("--ref", choices=("auto", "yes", "no"), default="auto",
                    help="PyTorch agreement (auto: when tools/vworld/ref_answer.py exists)")
@@ -176,9 +194,11 @@ def main(argv=None):
     for what, path in (("--model", os.path.join(a.model, "config.json")), ("--qa", a.qa)):
         if not os.path.exists(path):
             sys.exit(f"vstream_qa: {what}: {path} not found")
-    use_ref = a.ref == "yes" or (a.ref == "auto" and os.path.exists(REF))
+    use_ref = a.ref == "yes" or (a.ref == "auto" and os.path.exists(REF) and not a.tokenizer)
     if a.ref == "yes" and not os.path.exists(REF):
         sys.exit(f"vstream_qa: --ref yes but {REF} does not exist")
+    if a.ref == "yes" and a.tokenizer:
+        sys.exit("vstream_qa: --ref yes needs the model's own tokenizer (no --tokenizer)")
 
     streams = load_streams(a.streams, a.limit)
     key_files = model_files(a.model) + [a.qa] + ([a.tokenizer] if a.tokenizer else [])
@@ -215,11 +235,9 @@ def main(argv=None):
     if use_ref and "full" in modes:
         same = total = 0
         for i, (sid, mp4, qs) in enumerate(streams, 1):
-            ref = run_ref(a, mp4, os.path.join(a.streams, sid + ".json"),
+            os.makedirs(os.path.join(raw, "ref"), exist_ok=True)
+            ref = run_ref(a, sid, mp4, os.path.join(a.streams, sid + ".json"), qs,
                           os.path.join(raw, "ref", sid + ".json"))
-            if len(ref) != len(qs):
-                sys.exit(f"vstream_qa: ref_answer.py gave {len(ref)} answers for {len(qs)} "
-                         f"questions on {sid}")
             s = sum(normalize_answer(r) == normalize_answer(c["answer"])
                     for r, c in zip(ref, answers["full"][sid]))
             same += s

@@ -52,11 +52,13 @@ typedef struct fs_vocoder {
     int hop, win, n_fft, bands, yin_win, iters, tau_min, tau_max;
     uint64_t noise_seed;
     double floor;
-    double *window;      /* [win] periodic Hann */
-    double *mel;         /* [bands, n_fft / 2 + 1] triangles */
-    double *mel_norm;    /* [n_fft / 2 + 1] their sum per bin */
-    double *twiddle;     /* [n_fft / 2] (cos, -sin) pairs */
-    float *mean, *scale; /* [latent_dim] latent = (feature - mean) / scale */
+    double *window;         /* [win] periodic Hann */
+    double *mel;            /* [bands, n_fft / 2 + 1] triangles */
+    double *mel_norm;       /* [n_fft / 2 + 1] their sum per bin */
+    double *twiddle;        /* [n_fft / 2] (cos, -sin) pairs */
+    float *mean, *scale;    /* [latent_dim] latent = (feature - mean) / scale */
+    int *band_lo, *band_hi; /* [bands] each triangle's nonzero bins [lo, hi) */
+    int *bin_band;          /* [n_fft / 2 + 1] the first band whose range reaches the bin */
 } fs_vocoder;
 
 typedef struct fs_lin {

@@ -74,6 +74,17 @@ static void mel_filters(fs_vocoder *v, int sr)
             v->mel[b * bins + k] = w > 0 ? w : 0;
             v->mel_norm[k] += v->mel[b * bins + k];
         }
+        v->band_lo[b] = bins, v->band_hi[b] = 0;
+        for (int k = 0; k < bins; k++)
+            if (v->mel[b * bins + k] > 0) {
+                if (k < v->band_lo[b]) v->band_lo[b] = k;
+                v->band_hi[b] = k + 1;
+            }
+        if (v->band_lo[b] > v->band_hi[b]) v->band_lo[b] = v->band_hi[b];
+    }
+    for (int k = 0, b = 0; k < bins; k++) {
+        while (b < v->bands && v->band_hi[b] <= k) b++;
+        v->bin_band[k] = b;
     }
 }
 
@@ -119,10 +130,14 @@ frt_status fs_vocoder_open(fs_vocoder *v, fs_config *cfg, const frt_config *c, c
     v->twiddle = frt_alloc((size_t)v->n_fft * sizeof(double));
     v->mean = frt_alloc((size_t)d * sizeof(float));
     v->scale = frt_alloc((size_t)d * sizeof(float));
-    if (!v->window || !v->mel || !v->mel_norm || !v->twiddle || !v->mean || !v->scale)
+    v->band_lo = frt_alloc(((size_t)v->bands * 2 + (size_t)bins) * sizeof(int));
+    if (!v->window || !v->mel || !v->mel_norm || !v->twiddle || !v->mean || !v->scale ||
+        !v->band_lo)
         return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory (vocoder tables)");
     FRT_TRY(get_float_array(root, path, "vocoder_mean", d, false, v->mean));
     FRT_TRY(get_float_array(root, path, "vocoder_scale", d, true, v->scale));
+    v->band_hi = v->band_lo + v->bands;
+    v->bin_band = v->band_hi + v->bands;
     for (int j = 0; j < v->win; j++) v->window[j] = 0.5 - 0.5 * cos(two_pi * j / v->win);
     for (int j = 0; j < v->n_fft / 2; j++) {
         v->twiddle[2 * j] = cos(two_pi * j / v->n_fft);
@@ -141,6 +156,7 @@ void fs_vocoder_free(fs_vocoder *v)
     frt_free(v->twiddle);
     frt_free(v->mean);
     frt_free(v->scale);
+    frt_free(v->band_lo);
     memset(v, 0, sizeof(*v));
 }
 
@@ -202,7 +218,9 @@ static void band_energies(const fs_vocoder *v, const double *pw, const double *g
     for (int b = 0; b < v->bands; b++) {
         const double *w = v->mel + (size_t)b * bins;
         double s = 0;
-        for (int k = 0; k < bins; k++) s += w[k] * pw[k] * (gain ? gain[k] : 1.0);
+        /* the triangle's zero weights add nothing: its bins only */
+        for (int k = v->band_lo[b]; k < v->band_hi[b]; k++)
+            s += w[k] * pw[k] * (gain ? gain[k] : 1.0);
         e[b] = s;
     }
 }
@@ -215,14 +233,16 @@ static void yin(const fs_vocoder *v, int sr, const double *seg, double *d, doubl
                 double *aperiodicity)
 {
     int w = v->yin_win, tmax = v->tau_max;
-    d[0] = 0;
-    for (int tau = 1; tau <= tmax + 1; tau++) {
-        double s = 0;
-        for (int j = 0; j < w; j++) {
-            double diff = seg[j] - seg[j + tau];
-            s += diff * diff;
+    /* j outer, tau inner: each d[tau] still sums in j order, and the inner
+     * loop vectorises */
+    for (int tau = 0; tau <= tmax + 1; tau++) d[tau] = 0;
+    for (int j = 0; j < w; j++) {
+        double xj = seg[j];
+        const double *xs = seg + j;
+        for (int tau = 1; tau <= tmax + 1; tau++) {
+            double diff = xj - xs[tau];
+            d[tau] += diff * diff;
         }
-        d[tau] = s;
     }
     /* d becomes cmnd in place */
     double cum = 0;
@@ -406,7 +426,8 @@ frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f
         for (int it = 0; it <= v->iters; it++) {
             for (int k = 0; k < bins; k++) {
                 double s = 0, nk = v->mel_norm[k] > 0 ? v->mel_norm[k] : 1.0;
-                for (int b = 0; b < v->bands; b++) s += v->mel[(size_t)b * bins + k] * lg[b];
+                for (int b = v->bin_band[k]; b < v->bands && v->band_lo[b] <= k; b++)
+                    if (k < v->band_hi[b]) s += v->mel[(size_t)b * bins + k] * lg[b];
                 s /= nk;
                 gain[k] = it < v->iters ? exp(2.0 * s) : (v->mel_norm[k] > 0 ? exp(s) : 0.0);
             }

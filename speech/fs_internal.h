@@ -44,7 +44,8 @@ typedef struct fs_config {
     int n_dilations, dilations[FS_MAX_DILATIONS];
     int n_quantizers, codebook_size; /* 0 quantizers: the dense feature */
     float sigma_data, sigma_min, sigma_max, sigma_inter;
-    bool vocoder; /* codec_type "vocoder": the signal-processing codec (fs_vocoder.c) */
+    bool vocoder;      /* codec_type "vocoder": the signal-processing codec (fs_vocoder.c) */
+    bool prompt_match; /* vocoder: output speech statistics matched to the prompt's */
 } fs_config;
 
 /* The signal-processing codec's parameters and tables (fs_vocoder.c). */
@@ -173,9 +174,20 @@ struct frt_fs_model {
     void *cancel_user;
 };
 
+/* A prompt's speech statistics (prompt_match): median log F0 over voiced
+ * frames (has_f0 false when none is voiced) and mean band levels over
+ * speech frames. */
+typedef struct fs_speech_stats {
+    bool has_f0;
+    double f0;
+    int n_bands;
+    double *bands; /* [n_bands] */
+} fs_speech_stats;
+
 struct frt_fs_prompt {
     int n_queries, hidden;
-    float *spk; /* [Q, H] */
+    float *spk;            /* [Q, H] */
+    fs_speech_stats stats; /* bands NULL unless the model has prompt_match */
 };
 
 /* ---- helpers shared by the module files (fs_ops.c) ------------------------- */
@@ -268,5 +280,14 @@ frt_status fs_vocoder_encode(frt_fs_model *m, const float *pcm, int64_t n, float
  * not NULL, replaces the latent's F0 channel (the model's pitch stream). */
 frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f0, int64_t t,
                              float *pcm);
+/* prompt_match (model.py: prompt_stats, match_prompt). The statistics of
+ * prompt latents lat [t, D] (/ latent_norm) into st (st->bands holds
+ * vocoder bands doubles); and the shift of z [D, t] (x latent_norm) and
+ * log_f0 [t], in place, to the prompt's statistics. Arena scratch: t
+ * doubles (fs_vocoder_scratch covers it). */
+frt_status fs_vocoder_prompt_stats(frt_fs_model *m, const float *lat, int64_t t,
+                                   fs_speech_stats *st);
+frt_status fs_vocoder_match(frt_fs_model *m, float *z, float *log_f0, int64_t t,
+                            const fs_speech_stats *prompt);
 
 #endif

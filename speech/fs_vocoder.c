@@ -7,6 +7,7 @@
  * double here); its docstring has the definitions. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -447,6 +448,97 @@ frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f
         }
     }
     for (int64_t s = 0; s < n; s++) pcm[s] = (float)out[s];
+    ar->used = mark;
+    return FRT_OK;
+}
+
+/* ---- prompt_match -------------------------------------------------------------- */
+
+/* model.py's LOUD_RANGE (40 dB in natural log of power) and VOICED. */
+#define LOUD_RANGE 9.210340371976184
+#define VOICED     0.5
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Feature c of frame f of x, normalised latents times mul, at x[f * sf +
+ * c * sc]. */
+typedef struct feat_view {
+    const float *x;
+    int64_t sf, sc;
+    double mul;
+} feat_view;
+
+static double feat(const fs_vocoder *v, const feat_view *fv, int64_t f, int c)
+{
+    return (double)fv->x[f * fv->sf + c * fv->sc] * fv->mul * v->scale[c] + v->mean[c];
+}
+
+/* Median log F0 (of lf0, or feature 0 when NULL) over voiced frames and
+ * mean band levels over speech frames; sorted [t] doubles of scratch. */
+static void speech_stats(const fs_vocoder *v, const feat_view *fv, const float *lf0, int64_t t,
+                         double *sorted, fs_speech_stats *st)
+{
+    double top = -INFINITY;
+    for (int64_t f = 0; f < t; f++) {
+        double level = 0;
+        for (int b = 0; b < v->bands; b++) level += feat(v, fv, f, 2 + b);
+        level /= v->bands;
+        if (level > top) top = level;
+    }
+    int64_t loud = 0, voiced = 0;
+    for (int b = 0; b < v->bands; b++) st->bands[b] = 0;
+    for (int64_t f = 0; f < t; f++) {
+        double level = 0;
+        for (int b = 0; b < v->bands; b++) level += feat(v, fv, f, 2 + b);
+        if (level / v->bands >= top - LOUD_RANGE) {
+            for (int b = 0; b < v->bands; b++) st->bands[b] += feat(v, fv, f, 2 + b);
+            loud++;
+        }
+        if (feat(v, fv, f, 1) > VOICED) sorted[voiced++] = lf0 ? (double)lf0[f] : feat(v, fv, f, 0);
+    }
+    for (int b = 0; b < v->bands; b++) st->bands[b] /= (double)loud;
+    st->has_f0 = voiced > 0;
+    if (voiced) {
+        qsort(sorted, (size_t)voiced, sizeof(double), cmp_double);
+        int64_t k = voiced / 2;
+        st->f0 = voiced % 2 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2;
+    }
+}
+
+frt_status fs_vocoder_prompt_stats(frt_fs_model *m, const float *lat, int64_t t,
+                                   fs_speech_stats *st)
+{
+    fs_arena *ar = &m->arena;
+    size_t mark = ar->used;
+    double *sorted = take_d(ar, (size_t)t);
+    if (!sorted) return FRT_ERR_INTERNAL;
+    feat_view fv = {lat, m->cfg.latent_dim, 1, m->cfg.latent_norm};
+    speech_stats(&m->voc, &fv, NULL, t, sorted, st);
+    ar->used = mark;
+    return FRT_OK;
+}
+
+frt_status fs_vocoder_match(frt_fs_model *m, float *z, float *log_f0, int64_t t,
+                            const fs_speech_stats *prompt)
+{
+    const fs_vocoder *v = &m->voc;
+    fs_arena *ar = &m->arena;
+    size_t mark = ar->used;
+    double *sorted = take_d(ar, (size_t)t), *bands = take_d(ar, (size_t)v->bands);
+    if (!sorted || !bands) return FRT_ERR_INTERNAL;
+    fs_speech_stats out = {.bands = bands};
+    feat_view fv = {z, 1, t, 1.0};
+    speech_stats(v, &fv, log_f0, t, sorted, &out);
+    for (int b = 0; b < v->bands; b++) {
+        float dz = (float)((prompt->bands[b] - out.bands[b]) / v->scale[2 + b]);
+        for (int64_t f = 0; f < t; f++) z[(size_t)(2 + b) * t + f] += dz;
+    }
+    if (out.has_f0 && prompt->has_f0)
+        for (int64_t f = 0; f < t; f++) log_f0[f] = (float)(log_f0[f] + (prompt->f0 - out.f0));
     ar->used = mark;
     return FRT_OK;
 }

@@ -79,6 +79,9 @@ static frt_status parse_config(fs_config *cfg, const frt_config *c, const char *
     FRT_TRY(need(strcmp(type, "neural") == 0 || strcmp(type, "vocoder") == 0, path, "codec_type",
                  "is not \"neural\" or \"vocoder\""));
     cfg->vocoder = strcmp(type, "vocoder") == 0;
+    FRT_TRY(frt_config_bool(c, "prompt_match", false, &cfg->prompt_match));
+    FRT_TRY(need(!cfg->prompt_match || cfg->vocoder, path, "prompt_match",
+                 "needs codec_type \"vocoder\""));
     FRT_TRY(get_int(c, "hidden_size", 512, 2, &cfg->hidden));
     FRT_TRY(get_int(c, "num_heads", 8, 1, &cfg->heads));
     FRT_TRY(get_int(c, "encoder_layers", 6, 0, &cfg->enc_layers));
@@ -744,9 +747,15 @@ static frt_status new_prompt(const frt_fs_model *m, frt_fs_prompt **out)
     if (!p) return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory");
     p->n_queries = m->cfg.n_queries, p->hidden = m->cfg.hidden;
     p->spk = frt_alloc((size_t)p->n_queries * p->hidden * sizeof(float));
-    if (!p->spk) {
+    if (m->cfg.prompt_match) {
+        p->stats.n_bands = m->voc.bands;
+        p->stats.bands = frt_alloc((size_t)m->voc.bands * sizeof(double));
+    }
+    if (!p->spk || (m->cfg.prompt_match && !p->stats.bands)) {
+        frt_free(p->spk);
+        frt_free(p->stats.bands);
         free(p);
-        return FRT_ERR_NOMEM;
+        return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory (prompt)");
     }
     *out = p;
     return FRT_OK;
@@ -756,6 +765,7 @@ void frt_fs_prompt_free(frt_fs_prompt *p)
 {
     if (!p) return;
     frt_free(p->spk);
+    frt_free(p->stats.bands);
     free(p);
 }
 
@@ -764,6 +774,7 @@ static frt_status prompt_locked(frt_fs_model *m, const float *lat, size_t t, frt
     frt_fs_prompt *p = NULL;
     FRT_TRY(new_prompt(m, &p));
     frt_status s = fs_prompt_encoder(m, lat, (int64_t)t, p->spk);
+    if (s == FRT_OK && p->stats.bands) s = fs_vocoder_prompt_stats(m, lat, (int64_t)t, &p->stats);
     if (s != FRT_OK) {
         frt_fs_prompt_free(p);
         return s;
@@ -848,7 +859,8 @@ static frt_status draw(noise_src *ns, float *dst, size_t n)
 }
 
 static frt_status synth_locked(frt_fs_model *m, const int32_t *ids, int64_t n, const float *spk,
-                               const frt_fs_synth_opts *o, float **pcm, size_t *n_samples)
+                               const frt_fs_prompt *prompt, const frt_fs_synth_opts *o, float **pcm,
+                               size_t *n_samples)
 {
     const fs_config *cfg = &m->cfg;
     fs_arena *ar = &m->arena;
@@ -900,6 +912,10 @@ static frt_status synth_locked(frt_fs_model *m, const int32_t *ids, int64_t n, c
         if ((s = fs_consistency(m, &m->w.lcm, zn, t, si, ct, spk, z)) != FRT_OK) goto fail;
     }
     for (int64_t j = 0; j < dd * t; j++) z[j] *= cfg->latent_norm;
+    if (cfg->prompt_match && prompt && prompt->stats.bands &&
+        prompt->stats.n_bands == m->voc.bands &&
+        (s = fs_vocoder_match(m, z, lf0, t, &prompt->stats)) != FRT_OK)
+        goto fail;
     s = cfg->vocoder ? fs_vocoder_decode(m, z, lf0, t, out) : fs_codec_decode(m, z, t, out);
     if (s != FRT_OK) goto fail;
     *pcm = out, *n_samples = samples;
@@ -951,7 +967,7 @@ frt_status frt_fs_synthesize(frt_fs_model *m, const int32_t *ids, size_t n,
         memset(zero, 0, (size_t)m->cfg.n_queries * m->cfg.hidden * sizeof(float));
         spk = zero;
     }
-    s = synth_locked(m, ids, (int64_t)n, spk, &o, pcm, n_samples);
+    s = synth_locked(m, ids, (int64_t)n, spk, prompt, &o, pcm, n_samples);
 done:
     m->cancel = NULL, m->cancel_user = NULL;
     pthread_mutex_unlock(&m->lock);

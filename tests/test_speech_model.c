@@ -1112,6 +1112,8 @@ static frt_status open_vocoder_edited(const char *from, const char *to)
 Test(fs_checkpoint, vocoder_bad_config)
 {
     cr_assert_eq(open_vocoder_edited("\"vocoder\"", "\"vocoder2\""), FRT_ERR_FORMAT);
+    cr_assert_eq(open_vocoder_edited("\"vocoder\"", "\"neural\""), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "prompt_match"), "%s", frt_last_error());
     cr_assert(strstr(frt_last_error(), "codec_type"), "%s", frt_last_error());
     cr_assert_eq(open_vocoder_edited("\"vocoder_bands\": 14", "\"vocoder_bands\": 13"),
                  FRT_ERR_FORMAT);

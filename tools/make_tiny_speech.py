@@ -356,6 +356,7 @@ VOC_BANDS = 14
 TINY_VOCODER = dict(
     TINY,
     codec_type="vocoder",
+    prompt_match=True,
     latent_norm=1.5,
     vocoder_hop=200,
     vocoder_win=400,
@@ -411,6 +412,15 @@ def pulse_margin(log_f0, p):
     return worst
 
 
+def match_margin(cfg, z):
+    """prompt_match's decisions on latents z [D, T] (x latent_norm): how far
+    the voicing and the frame levels lie from their thresholds."""
+    f = z.t() * torch.tensor(cfg.vocoder_scale, dtype=z.dtype) + torch.tensor(cfg.vocoder_mean, dtype=z.dtype)
+    level = f[:, 2:].mean(1)
+    loud = (level - (level.max() - fs.LOUD_RANGE)).abs().min()
+    return float(min(loud, (f[:, 1] - fs.VOICED).abs().min()))
+
+
 def make_vocoder(d_model, d_gold, w32):
     """The vocoder variant: checkpoint (the tiny weights minus the neural
     codec) and goldens of its encoder, decoder and pipeline."""
@@ -451,16 +461,18 @@ def make_vocoder(d_model, d_gold, w32):
     # a seed whose pulses all lie clear of sample boundaries (the C pitch
     # stream is float32: a pulse near one could land a sample away)
     seed = 99
+    stats = fs.prompt_stats(cfg, f64("vocoder_encoder.out"))
+    assert match_margin(cfg, f64("vocoder_encoder.out").t() * cfg.latent_norm) > 1e-3
     while True:
-        r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=1)
-        if pulse_margin(r["log_f0"], cfg.vocoder) > 0.03:
+        r = [fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=s, stats=stats) for s in (1, 2)]
+        if all(pulse_margin(x["decoder_log_f0"], cfg.vocoder) > 0.03 and
+               match_margin(cfg, x["latent"] * cfg.latent_norm) > 1e-3 for x in r):
             break
         seed += 1
     put("pipeline.seed", torch.tensor([seed]))
     for steps in (1, 2):
-        r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=steps)
+        r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(seed), steps=steps, stats=stats)
         check_margin(r["log_dur"], r["log_f0"], cfg, 1.0)
-        assert pulse_margin(r["log_f0"], cfg.vocoder) > 0.03
         put("pipeline.durations%d" % steps, r["durations"])
         put("pipeline.log_f0%d" % steps, r["log_f0"])
         put("pipeline.latent%d" % steps, r["latent"])

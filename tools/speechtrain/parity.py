@@ -63,7 +63,9 @@ def main():
         for u, p in evaluate.pick(a.corpus, "heldout-sent", a.n, seed=7):
             ids = torch.tensor([sym[s] for s in u["phonemes"]])
             x, _ = wavio.read(os.path.join(a.corpus, p["wav"]))
-            spk = fs.prompt_encoder(W, cfg, fs.encode_prompt(W, cfg, torch.from_numpy(x)))
+            lat = fs.encode_prompt(W, cfg, torch.from_numpy(x))
+            spk = fs.prompt_encoder(W, cfg, lat)
+            stats = fs.prompt_stats(cfg, lat)
             for steps in (1, 2):
                 out = os.path.join(tmp, "c.wav")
                 subprocess.run(
@@ -74,7 +76,7 @@ def main():
                 c, _ = wavio.read(out)
                 with torch.no_grad():
                     r = fs.synthesize(W, cfg, ids, spk, fsn.Generator(sentence_seed(a.seed, u["ipa"])),
-                                      steps=steps)
+                                      steps=steps, stats=stats)
                 ref = r["pcm"].numpy()
                 same = c.shape[0] == ref.shape[0]
                 m = mcd.mcd_aligned(ref, c) if same else float("inf")

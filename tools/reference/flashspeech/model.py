@@ -59,6 +59,7 @@ DEFAULTS = {
     "sigma_max": 80.0,
     "sigma_inter": 2.0,
     "codec_type": "neural",
+    "prompt_match": False,
 }
 
 
@@ -411,6 +412,53 @@ def vocoder_decode(cfg, z, log_f0=None):
     return torch.from_numpy(vocoder.synthesise(f, cfg.vocoder, lf0)).to(z.dtype)
 
 
+# prompt_match: frames within this much (natural log of power, 40 dB) of
+# the loudest frame's mean band level are speech; voicing above this is voiced.
+LOUD_RANGE = math.log(1e4)
+VOICED = 0.5
+
+
+def _speech_stats(feat, lf0):
+    """feat [T, 2 + B] vocoder features, lf0 [T] -> (median log F0 over
+    voiced frames or None, mean band levels [B] over speech frames)."""
+    level = feat[:, 2:].mean(1)
+    loud = level >= level.max() - LOUD_RANGE
+    voiced = feat[:, 1] > VOICED
+    med = None
+    if voiced.any():  # the middle value, or the mean of the middle two
+        v = torch.sort(lf0[voiced]).values
+        k = v.shape[0] // 2
+        med = float(v[k]) if v.shape[0] % 2 else float((v[k - 1] + v[k]) / 2)
+    return med, feat[loud, 2:].mean(0)
+
+
+def prompt_stats(cfg, lat):
+    """prompt_match: the prompt's speech statistics from its latents [Tp, D]
+    (/ latent_norm): (median log F0 or None, mean band levels [B])."""
+    f = torch.from_numpy(
+        vocoder.denormalise(lat.double().numpy() * cfg.latent_norm, cfg.vocoder_mean, cfg.vocoder_scale)
+    )
+    return _speech_stats(f, f[:, 0])
+
+
+def match_prompt(cfg, z, lf0, stats):
+    """prompt_match: shift the output's band levels and pitch stream so
+    their speech statistics equal the prompt's: z [D, T] (x latent_norm),
+    lf0 [T] -> (z, lf0). The learned prompt encoder, trained on 20
+    voices, does not carry an unseen voice's pitch and timbre far enough."""
+    mean = torch.tensor(cfg.vocoder_mean, dtype=torch.float64)
+    scale = torch.tensor(cfg.vocoder_scale, dtype=torch.float64)
+    f = z.double().t() * scale + mean
+    med, bands = _speech_stats(f, lf0.double())
+    pmed, pbands = stats
+    f[:, 2:] += (pbands - bands)[None, :]
+    lf0 = lf0.double()
+    if med is not None and pmed is not None:
+        lf0 = lf0 + (pmed - med)
+    z = ((f - mean) / scale).t()
+    return z.to(lf0.dtype), lf0
+
+
 def encode_prompt(W, cfg, pcm, dense=False):
     """Reference audio -> prompt latents [Tp, D] (/ latent_norm), zero-padded
     on the right to a multiple of hop; quantized when codec_quantizers > 0
@@ -430,10 +478,11 @@ def encode_prompt(W, cfg, pcm, dense=False):
 # ---- the whole pipeline -------------------------------------------------------------------------
 
 
-def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0):
+def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0, stats=None):
     """ids [N] int64, spk [Q, H] (zeros for no prompt), noise: flat float
     consumed in the order dur-refiner [N], pitch-refiner [T], LCM step 1
     [D, T], step 2 [D, T]; or a noise.Generator drawing those streams in turn.
+    stats: prompt_stats of the prompt (prompt_match; None: no matching).
     Returns a dict of the intermediates and "pcm"."""
     out = {}
     pos = 0
@@ -469,7 +518,11 @@ def synthesize(W, cfg, ids, spk, noise, steps=1, sigma_inter=None, speed=1.0):
     eps2 = take(d * t).to(dt).view(d, t) if steps == 2 else None
     z = lcm_sample(W, cfg, c, spk, eps1, eps2, sigma_inter)
     if cfg.codec_type == "vocoder":
-        pcm = vocoder_decode(cfg, z * cfg.latent_norm, lf0)
+        zd, lf0d = z * cfg.latent_norm, lf0
+        if cfg.prompt_match and stats is not None:
+            zd, lf0d = match_prompt(cfg, zd, lf0, stats)
+        pcm = vocoder_decode(cfg, zd, lf0d)
+        out["decoder_log_f0"] = lf0d
     else:
         pcm = codec_decode(W, cfg, z * cfg.latent_norm)
     out.update(

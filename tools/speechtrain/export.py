@@ -28,6 +28,8 @@ def main():
     ck = torch.load(os.path.join(a.train, "ckpt.pt"))
     with open(os.path.join(a.train, "config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
+    # the prompt encoder alone does not carry unseen voices (TRAINING.md)
+    cfg["prompt_match"] = True
     os.makedirs(a.out, exist_ok=True)
     w = {k: v.float().contiguous() for k, v in ck["params"].items()}
     st.save_file(w, os.path.join(a.out, "model.safetensors"))

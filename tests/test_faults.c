@@ -41,13 +41,27 @@ TestSuite(disk_full, .fini = fini);
  * reaches the JSON parses too. A failed parse cannot say why, so the loader then reports the
  * file as malformed: allowed only when the failed allocation was cJSON's. */
 static bool cjson_failed;
+static long cjson_base;   /* frt_alloc_calls() when the open began */
+static bool *cjson_marks; /* dry run: which allocation numbers (from 1) were cJSON's */
+static long cjson_marks_cap;
 
 static void *cjson_alloc(size_t n)
 {
+    long k = frt_alloc_calls() - cjson_base + 1;
+    if (cjson_marks && k < cjson_marks_cap) cjson_marks[k] = true;
     void *p = frt_alloc(n);
     if (!p) cjson_failed = true;
     return p;
 }
+
+/* Under AddressSanitizer an open costs ~7 ms, and the speech checkpoint's header alone makes
+ * ~9000 cJSON allocations: there every 4th of cJSON's is failed (all of flashrt's still are),
+ * which keeps the test near a minute. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CJSON_STRIDE 4
+#else
+#define CJSON_STRIDE 1
+#endif
 
 typedef frt_status (*open_fn)(void **out);
 typedef void (*close_fn)(void *p);
@@ -72,25 +86,45 @@ static void close_speech(void *p)
     frt_speech_close(p);
 }
 
-/* Fail allocation n = 1, 2, ... of open until it succeeds. Each failure must be a clean
- * FRT_ERR_NOMEM with a message and no object (ASan checks nothing leaked); the successful
- * open must make exactly n - 1 allocations, which proves each of them failed once. */
+/* Fail allocation n = 1, 2, ... of open in turn. Each failure must be a clean FRT_ERR_NOMEM
+ * with a message and no object (ASan checks that nothing leaked); with allocation n + 1 armed
+ * the open must succeed having made exactly n allocations, which proves the sweep covered
+ * each of them (a failure absorbed somewhere would shift the count). */
 static void sweep(const char *what, open_fn open, close_fn close)
 {
     cJSON_InitHooks(&(cJSON_Hooks){cjson_alloc, frt_free});
-    long n, calls = -1, via_json = 0;
-    for (n = 1; n < 100000; n++) {
-        void *obj = NULL;
+    /* dry run: how many allocations, and which are cJSON's */
+    cjson_marks_cap = 1 << 20;
+    cjson_marks = calloc((size_t)cjson_marks_cap, 1);
+    void *obj = NULL;
+    cjson_base = frt_alloc_calls();
+    cr_assert_eq(open(&obj), FRT_OK, "%s: %s", what, frt_last_error());
+    long total = frt_alloc_calls() - cjson_base;
+    close(obj);
+    bool *is_json = cjson_marks;
+    cjson_marks = NULL;
+    cr_assert_lt(total, cjson_marks_cap);
+
+    long tried = 0, via_json = 0, n_json = 0;
+    for (long n = 1; n <= total + 1; n++) {
+        if (n <= total && is_json[n] && n_json++ % CJSON_STRIDE != 0) continue;
+        obj = NULL;
         cjson_failed = false;
-        long before = frt_alloc_calls();
+        cjson_base = frt_alloc_calls();
         frt_alloc_fail_after(n);
         frt_status s = open(&obj);
         frt_alloc_fail_after(0);
-        if (s == FRT_OK) {
-            calls = frt_alloc_calls() - before;
+        long calls = frt_alloc_calls() - cjson_base;
+        if (n == total + 1) {
+            cr_assert_eq(s, FRT_OK, "%s: %s", what, frt_last_error());
+            cr_assert_eq(calls, total, "%s: %ld allocations, %ld in the dry run", what, calls,
+                         total);
             close(obj);
             break;
         }
+        tried++;
+        cr_assert_neq(s, FRT_OK, "%s: allocation %ld of %ld failed, yet the open succeeded", what,
+                      n, total);
         cr_assert_null(obj, "%s, allocation %ld: an object despite %s", what, n,
                        frt_status_name(s));
         cr_assert_neq(frt_last_error()[0], '\0', "%s, allocation %ld: no message", what, n);
@@ -102,15 +136,11 @@ static void sweep(const char *what, open_fn open, close_fn close)
                      frt_last_error());
     }
     cJSON_InitHooks(NULL);
-    cr_assert_eq(calls, n - 1,
-                 "%s: the sweep ended at %ld but the open made %ld allocations (one failure "
-                 "was absorbed somewhere)",
-                 what, n, calls);
-    cr_assert_gt(calls, 10, "%s: the injection never hit", what);
-    cr_log_info("%s: open survives a failure at each of its %ld allocations (%ld in cJSON "
-                "reported as a malformed file)",
-                what, calls, via_json);
-    printf("%s: %ld allocations, each failed in turn\n", what, calls);
+    free(is_json);
+    cr_assert_gt(total, 10, "%s: the injection never hit", what);
+    printf("%s: %ld allocations (%ld of them cJSON's); failed %ld of them in turn, each a clean "
+           "error (%ld in cJSON reported as a malformed file)\n",
+           what, total, n_json, tried, via_json);
 }
 
 Test(faults, every_allocation_of_vstream_open, .timeout = 600)
@@ -167,10 +197,15 @@ Test(truncated, tensors_stay_readable)
 
 /* FRT_MMAP=1 maps the file instead: the documented risk, shown. Not under ASan, whose SIGBUS
  * handler turns the signal into a report. */
-Test(truncated, mapped_file_raises_sigbus, .signal = SIGBUS)
+#if defined(__SANITIZE_ADDRESS__)
+#define EXPECT_SIGBUS 0
+#else
+#define EXPECT_SIGBUS SIGBUS
+#endif
+Test(truncated, mapped_file_raises_sigbus, .signal = EXPECT_SIGBUS)
 {
 #if defined(__SANITIZE_ADDRESS__)
-    raise(SIGBUS);
+    cr_skip_test("AddressSanitizer reports SIGBUS itself");
 #endif
     char *dir = tu_tmpdir();
     char *path = copy_model(VSTREAM, dir);
@@ -266,7 +301,14 @@ Test(truncated, speech_synthesises_after_its_file_is_cut)
 
 /* ---- disk full ------------------------------------------------------------------ */
 
-/* A .wav (or .flac) name that leads to /dev/full: every write fails with ENOSPC. */
+/* A .wav, .flac or .ogg name that leads to /dev/full: every write fails with ENOSPC. Not .ogg
+ * under ASan: libsndfile's Vorbis writer leaks its encoder state (~29 KiB, in libogg and
+ * libvorbis) when a write has failed, though sf_close is called (docs/RELIABILITY.md). */
+#if defined(__SANITIZE_ADDRESS__)
+#define N_FORMATS 2
+#else
+#define N_FORMATS 3
+#endif
 Test(disk_full, speech_to_file_returns_io_error)
 {
     frt_speech *sp;
@@ -274,7 +316,7 @@ Test(disk_full, speech_to_file_returns_io_error)
     char *dir = tu_tmpdir();
     frt_speech_options o = ipa_opts();
     const char *names[] = {"full.wav", "full.flac", "full.ogg"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_FORMATS; i++) {
         char *link = NULL;
         cr_assert(asprintf(&link, "%s/%s", dir, names[i]) > 0);
         cr_assert_eq(symlink("/dev/full", link), 0);

@@ -387,6 +387,10 @@ static frt_status speak_input(frt_speech *sp, input *in, const frt_speech_option
 
 int main(int argc, char **argv)
 {
+    /* Under a file size limit (ulimit -f) a write then fails with EFBIG, reported like a full
+     * disk, instead of the signal killing us without a word (PulseAudio's client sizes a
+     * 64 MiB memfd at startup). */
+    signal(SIGXFSZ, SIG_IGN);
     enum { O_RAW = 256, O_PLAY, O_PHON, O_VOICE, O_STEPS, O_SIGMA, O_SPEED, O_SEED, O_VERSION };
     static const struct option longopts[] = {{"output", required_argument, 0, 'o'},
                                              {"raw", no_argument, 0, O_RAW},

@@ -73,20 +73,42 @@ static bool ends_clause(const char *s, size_t n, size_t i, size_t plen)
            s[j] == '\'' || s[j] == ')' || (unsigned char)s[j] >= 0x80;
 }
 
+/* 1 for an Armenian character (U+0530..U+058F, U+FB13..U+FB17), 0 for
+ * another, -1 for a blank or a combining mark (U+0300..U+036F, which
+ * belongs to the letter before it). *l gets its length in bytes. */
+static int armenian(const char *s, size_t n, size_t *l)
+{
+    unsigned char c = (unsigned char)s[0];
+    *l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (*l > n) *l = n;
+    unsigned cp = c;
+    for (size_t k = 1; k < *l; k++) cp = cp << 6 | ((unsigned char)s[k] & 0x3F);
+    if (*l == 2) cp &= 0x7FF;
+    if (*l == 3) cp &= 0xFFFF;
+    if (*l == 4) cp &= 0x1FFFFF;
+    if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || (cp >= 0x300 && cp < 0x370))
+        return -1;
+    return (cp >= 0x530 && cp < 0x590) || (cp >= 0xFB13 && cp <= 0xFB17);
+}
+
 /* Translate one clause (locked by the caller). */
 static frt_status speak_clause(espeak_g2p *g, const char *text, size_t n, frt_strbuf *out)
 {
     frt_strbuf_clear(&g->clause);
-    FRT_TRY(frt_strbuf_append(&g->clause, text, n));
-    /* Spacing modifier letters (U+02B0..U+02FF: IPA stress and length marks,
-     * modifier apostrophes) become spaces: espeak-ng 1.51 reads freed memory
-     * on an Armenian letter, one of them and a letter ("\u0588\u02C8a";
-     * found by fuzz_frontend), and they carry no sound in text anyway. */
-    for (size_t i = 0; i + 1 < n; i++) {
-        unsigned char a = (unsigned char)g->clause.s[i], b = (unsigned char)g->clause.s[i + 1];
-        if ((a == 0xCA && b >= 0xB0 && b <= 0xBF) || (a == 0xCB && b >= 0x80 && b <= 0xBF))
-            g->clause.s[i] = g->clause.s[i + 1] = ' ';
+    /* A space goes between an Armenian character and any other next to it:
+     * espeak-ng 1.51 reads freed memory on some words that mix Armenian with
+     * IPA or modifier letters and Latin ones ("\u0587\u0289c",
+     * "\u0531\u02C8J"; found by fuzz_frontend), and a word in two scripts
+     * has no one reading anyway. */
+    int prev = -1;
+    for (size_t i = 0, l; i < n; i += l) {
+        int arm = armenian(text + i, n - i, &l);
+        bool mark = arm < 0 && (unsigned char)text[i] >= 0x80;
+        if (arm >= 0 && prev >= 0 && arm != prev) FRT_TRY(frt_strbuf_append(&g->clause, " ", 1));
+        if (!mark) prev = arm;
+        FRT_TRY(frt_strbuf_append(&g->clause, text + i, l));
     }
+    if (!g->clause.s) FRT_TRY(frt_strbuf_append(&g->clause, "", 0));
     const void *p = g->clause.s;
     /* IPA, '_' between the phonemes of a word (espeak-ng puts ' ' between words). */
     const int mode = espeakPHONEMES_IPA | ('_' << 8);

@@ -274,9 +274,10 @@ Test(limits, sentence_length_on_any_text)
 
 #ifdef FRT_HAVE_ESPEAK
 /* Found by fuzz_frontend: espeak-ng 1.51 reads freed memory (ASan:
- * heap-use-after-free under espeak_TextToPhonemes) on an Armenian letter
- * followed by a spacing modifier letter and a letter. The G2P hands those
- * marks over as spaces; under ASan this test fails if it stops doing so. */
+ * heap-use-after-free under espeak_TextToPhonemes) on words that mix an
+ * Armenian letter with IPA or modifier letters and a Latin one. The G2P
+ * puts a space between Armenian and other characters; under ASan this test
+ * fails if it stops doing so. */
 Test(limits, espeak_armenian_letter_and_stress_mark)
 {
     frt_g2p *g = NULL;
@@ -284,7 +285,11 @@ Test(limits, espeak_armenian_letter_and_stress_mark)
     static const char *const texts[] = {"\xD6\x88\xCB\x88J",
                                         "\xD5\xB1\xCB\x90"
                                         "a",
-                                        "T;;;'pox,' 8hmefr)\xD6\x88\xCB\x88J..'"};
+                                        "T;;;'pox,' 8hmefr)\xD6\x88\xCB\x88J..'",
+                                        "\xD6\x88\xCA\x89"
+                                        "c",
+                                        "\xD6\x87\xC9\x90"
+                                        "c"};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         frt_strbuf out = {0};
         cr_expect_eq(g->phonemize(g, texts[i], strlen(texts[i]), &out), FRT_OK);

@@ -357,3 +357,62 @@ Test(disk_full, speech_to_file_hits_the_size_limit)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- the cost of reading instead of mapping ------------------------------------ */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t g_sink;
+
+static void touch(const frt_st *st)
+{
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < frt_st_count(st); i++) {
+        frt_tensor t;
+        if (frt_st_get(st, frt_st_name(st, i), &t) != FRT_OK) continue;
+        size_t bytes = frt_dtype_size(t.dtype);
+        for (int d = 0; d < t.ndim; d++) bytes *= (size_t)t.shape[d];
+        const uint8_t *p = t.data;
+        for (size_t b = 0; b + 8 <= bytes; b += 8) {
+            uint64_t w;
+            memcpy(&w, p + b, 8);
+            sum += w;
+        }
+    }
+    g_sink += sum;
+}
+
+/* FRT_ST_BENCH=file.safetensors test_faults --filter bench/st_load: open, read every byte of
+ * every tensor, close: read into memory vs FRT_MMAP=1, best of 3 (the file is in the page cache
+ * after the first). Not part of the suite's verdicts. */
+Test(bench, st_load)
+{
+    const char *path = getenv("FRT_ST_BENCH");
+    if (!path) cr_skip_test("set FRT_ST_BENCH to a .safetensors file");
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode)
+            setenv("FRT_MMAP", "1", 1);
+        else
+            unsetenv("FRT_MMAP");
+        double best_open = 1e30, best_all = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now_s();
+            frt_st *st;
+            cr_assert_eq(frt_st_open(path, &st), FRT_OK, "%s", frt_last_error());
+            double t1 = now_s();
+            touch(st);
+            frt_st_close(st);
+            double t2 = now_s();
+            if (t1 - t0 < best_open) best_open = t1 - t0;
+            if (t2 - t0 < best_all) best_all = t2 - t0;
+        }
+        printf("%s: %s: open %.2f ms, open + read every byte + close %.2f ms\n", path,
+               mode ? "FRT_MMAP=1" : "read (default)", best_open * 1e3, best_all * 1e3);
+    }
+    unsetenv("FRT_MMAP");
+}

@@ -8,7 +8,7 @@ BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn bench-vstream bench-speech install clean format soak
+.PHONY: all deps build test test-fast test-asan test-tsan demo bench-gemm bench-attn bench-vstream bench-speech install clean format soak faults reliability
 
 all: build
 
@@ -55,10 +55,22 @@ bench-speech: build
 bench-vstream: build
 	BUILD=$(BUILD) bash scripts/bench-vstream.sh $(BENCH_ARGS)
 
-# vstream-qa over two hours of stream (decoded as fast as possible): RSS
-# after 2 h within 5% of RSS after 1 h. Long, so not part of make test.
+# vstream-qa over two hours of stream (decoded as fast as possible) and 1000
+# questions, then 10,000 sentences through one speech engine: RSS at the end
+# within 5% of half way. ~10 min, so not part of make test.
 soak: build
-	bash scripts/soak-vstream.sh $(BUILD) 7200 soak-vstream.progress
+	bash scripts/soak-vstream.sh $(BUILD) 7200 soak-vstream.progress 1000
+	bash scripts/soak-speech.sh $(BUILD) 10000 soak-speech.progress
+
+# Fault injection (docs/RELIABILITY.md): allocation failures, truncated
+# checkpoints, RTSP relay faults, disk full.
+faults: build
+	bash scripts/faults.sh $(BUILD)
+
+# Everything docs/RELIABILITY.md reports, shortened (fuzzers 20 s each,
+# 10-minute soak): ~20 min.
+reliability: deps
+	bash scripts/reliability.sh $(BUILD) $(BUILD_ASAN)
 
 install: build
 	cmake --install $(BUILD)

@@ -78,6 +78,15 @@ def load_streams(d, limit):
     return out
 
 
+def qa_env():
+    """One kernel thread unless FRT_THREADS says otherwise: the bundled model's
+    matrices are so small that a second thread costs more than it gives
+    (about 3x slower per stream here with two, on a loaded machine)."""
+    env = dict(os.environ)
+    env.setdefault("FRT_THREADS", "1")
+    return env
+
+
 def run_c(a, mp4, qs, mode, path):
     """vstream-qa on one stream: one JSON answer per question, in asking order."""
     if os.path.exists(path):
@@ -93,7 +102,7 @@ def run_c(a, mp4, qs, mode, path):
         cmd += ["--ask", f"{q['t']}:{q['question']}"]
     cmd.append(mp4)
     t0 = time.time()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=qa_env())
     if p.returncode != 0:
         sys.exit(f"vstream_qa: {' '.join(cmd[:8])} ... exited {p.returncode}:\n{p.stderr[-2000:]}")
     by_id = {}

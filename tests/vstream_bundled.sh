@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The bundled model (models/vstream-tiny) through the C vstream-qa on a short
 # stream of the synthetic world rendered here (a held-out seed: never seen in
-# training): every question is asked at its time, the memory holds exactly
-# the frames up to it, the C answers agree with the PyTorch reference
-# (tools/vworld/ref_answer.py) and most of them are right.
+# training): every question is asked at its time and sees at least the frames
+# up to it (file ingest may run ahead), the C answers agree with the PyTorch
+# reference (tools/vworld/ref_answer.py, given the same frame counts) and
+# enough of them are right.
 # Exit 77 (ctest: skipped) without the model, ffmpeg, or torch/sentencepiece.
 set -euo pipefail
 build=$1
@@ -19,14 +20,21 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$src"
 /usr/bin/python3 tools/vworld/make_streams.py --seed 1000900 --minutes 4 --id s --out "$tmp" >/dev/null
-/usr/bin/python3 tools/vworld/ref_answer.py --model "$model" --streams "$tmp" --out "$tmp/ref.jsonl"
-
 args=()
 while IFS= read -r a; do args+=(--ask "$a"); done < <(/usr/bin/python3 -c '
 import json, sys
 for q in json.load(open(sys.argv[1]))["questions"]:
     print("%d:%s" % (q["t"], q["question"]))' "$tmp/s.json")
 "$qa" --model "$model" --json --no-status --max-tokens 16 "${args[@]}" "$tmp/s.mp4" >"$tmp/c.jsonl"
+/usr/bin/python3 -c '
+import json, sys
+qs = sorted(json.load(open(sys.argv[1]))["questions"], key=lambda q: q["t"])
+c = sorted((json.loads(l) for l in open(sys.argv[2])), key=lambda a: a["id"])
+for q, a in zip(qs, c):
+    print(json.dumps({"id": "s", "t": q["t"], "question": q["question"], "frames": a["frames"]}))' \
+  "$tmp/s.json" "$tmp/c.jsonl" >"$tmp/frames.jsonl"
+/usr/bin/python3 tools/vworld/ref_answer.py --model "$model" --streams "$tmp" --frames "$tmp/frames.jsonl" \
+  --out "$tmp/ref.jsonl"
 
 export VB_TMP=$tmp VB_SRC=$src
 exec /usr/bin/python3 - <<'EOF'
@@ -36,7 +44,7 @@ sys.path.insert(0, os.environ["VB_SRC"])
 from tools.vworld.world import normalize_answer as norm
 
 qs = sorted(json.load(open(os.path.join(tmp, "s.json")))["questions"], key=lambda q: q["t"])
-ref = [json.loads(l) for l in open(os.path.join(tmp, "ref.jsonl"))]
+ref = {(r["t"], r["question"]): r for r in map(json.loads, open(os.path.join(tmp, "ref.jsonl")))}
 c = [json.loads(l) for l in open(os.path.join(tmp, "c.jsonl"))]
 failed = 0
 
@@ -50,8 +58,9 @@ def check(ok, what):
 check(len(c) == len(qs) == len(ref), "%d questions, %d C answers, %d reference answers" % (len(qs), len(c), len(ref)))
 c.sort(key=lambda a: a["id"])  # asked in time order
 agree = right = 0
-for q, a, r in zip(qs, c, ref):
-    check(a["status"] == "ok" and a["frames"] == q["t"] + 1,
+for q, a in zip(qs, c):
+    r = ref[(q["t"], q["question"])]
+    check(a["status"] == "ok" and a["frames"] >= q["t"] + 1 and r["frames"] == a["frames"],
           "t=%d: status %s, %d frames in memory" % (q["t"], a["status"], a["frames"]))
     agree += norm(a["answer"]) == norm(r["answer"])
     right += norm(a["answer"]) == norm(q["answer"])

@@ -3,7 +3,7 @@
 
   ref_answer.py --model models/vstream-tiny --streams DIR
                 [--memory full|spatial|no-temporal-retrieved|no-abstract]
-                [--reference-memory] --out FILE.jsonl
+                [--reference-memory] [--frames FILE.jsonl] --out FILE.jsonl
 
 For every DIR/<id>.json (written by make_streams.py) the frames of
 DIR/<id>.mp4 are decoded with the ffmpeg CLI to rgb24, preprocessed as
@@ -11,7 +11,10 @@ CLIPImageProcessor does, encoded by the CLIP tower (layer -2 patch tokens),
 pooled and pushed into the STAR memory one by one. A question at time t is
 answered from the memory after frame t (frames 0..t at 1 fps), with the
 vicuna_v1 prompt of vstream/session.c and greedy decoding up to </s> or 16
-tokens. One JSON line per question: {"id", "t", "question", "answer"} plus
+tokens (--frames: a JSONL of {"id", "t", "question", "frames"}, e.g. the
+C runtime's answers with "id" replaced by the stream id, makes a question
+see exactly that many frames instead, for a like-for-like comparison with a
+run whose file ingest ran ahead of the question). One JSON line per question: {"id", "t", "question", "answer"} plus
 "kind" and "truth" (the world's answer); a per-kind exact-match summary
 (normalize_answer) goes to stderr.
 
@@ -93,21 +96,27 @@ def parts_of(mem):
     return M.reference_parts(mem)
 
 
-def answer_stream(model, meta, video, mode, reference):
+def answer_stream(model, meta, video, mode, reference, frames_at=None):
     frames = M.decode_video(video, meta["width"], meta["height"])
     feats = model.features(frames)
     mem = model.memory(reference)
-    qs = sorted(meta["questions"], key=lambda q: q["t"])
+    frames_at = frames_at or {}
+
+    def last_frame(q):
+        n = frames_at.get((meta["id"], int(q["t"]), q["question"]), int(q["t"]) + 1)
+        return min(n, feats.shape[0]) - 1
+
+    qs = sorted(meta["questions"], key=last_frame)
     out, pushed = [], 0
     for q in qs:
-        t = min(int(q["t"]), feats.shape[0] - 1)
+        t = last_frame(q)
         while pushed <= t:
             mem.push(feats[pushed])
             pushed += 1
         tokens = M.ablate(parts_of(mem), mode)
         a = model.answer(tokens, q["question"])
         out.append({"id": meta["id"], "t": q["t"], "question": q["question"], "answer": a,
-                    "kind": q.get("kind"), "truth": q.get("answer")})
+                    "kind": q.get("kind"), "truth": q.get("answer"), "frames": t + 1})
     return out
 
 
@@ -117,8 +126,15 @@ def main():
     p.add_argument("--streams", required=True)
     p.add_argument("--memory", choices=MODES, default="full")
     p.add_argument("--reference-memory", action="store_true")
+    p.add_argument("--frames", help="JSONL of {id, t, question, frames}: answer after that many frames")
     p.add_argument("--out", required=True)
     a = p.parse_args()
+    frames_at = {}
+    if a.frames:
+        with open(a.frames) as fh:
+            for ln in fh:
+                r = json.loads(ln)
+                frames_at[(r["id"], int(r["t"]), r["question"])] = int(r["frames"])
     torch.set_num_threads(1)
     model = Model(a.model)
     metas = sorted(glob.glob(os.path.join(a.streams, "*.json")))
@@ -130,8 +146,8 @@ def main():
             with open(mp) as fh:
                 meta = json.load(fh)
             video = mp[: -len(".json")] + ".mp4"
-            for r in answer_stream(model, meta, video, a.memory, a.reference_memory):
-                f.write(json.dumps({k: r[k] for k in ("id", "t", "question", "answer", "kind", "truth")}) + "\n")
+            for r in answer_stream(model, meta, video, a.memory, a.reference_memory, frames_at):
+                f.write(json.dumps({k: r[k] for k in ("id", "t", "question", "answer", "kind", "truth", "frames")}) + "\n")
                 if r["truth"] is not None:
                     ok = normalize_answer(r["answer"]) == normalize_answer(r["truth"])
                     score.setdefault(r["kind"], []).append(ok)

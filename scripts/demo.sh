@@ -18,7 +18,8 @@
 # The relay and the publisher are stopped on exit, Ctrl-C included.
 #
 # Environment: BUILD (build directory), DEMO_OUT (output directory),
-# DEMO_SEED (world seed, default 59), DEMO_MINUTES (stream length, 3).
+# DEMO_SEED (world seed, default 59), DEMO_MINUTES (stream length, 3),
+# DEMO_MODEL (vstream model directory, default models/vstream-tiny).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,10 +38,10 @@ for c in ffmpeg perl; do
   command -v "$c" >/dev/null || { echo "demo: $c not found (make deps)"; exit 1; }
 done
 
-trained=1 vmodel=models/vstream-tiny tok=""
+trained=1 vmodel=${DEMO_MODEL:-models/vstream-tiny} tok=""
 if [ ! -f "$vmodel/config.json" ]; then
   trained=0
-  echo "demo: models/vstream-tiny (the trained vstream model) is not there yet;"
+  echo "demo: $vmodel (the trained vstream model) is not there yet;"
   echo "demo: running the pipeline on the random-weight test checkpoint instead, with short"
   echo "demo: generic questions (its context is too small for the world's): the answers are noise."
   vmodel=tests/data/models/vstream-tiny

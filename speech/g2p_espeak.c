@@ -73,6 +73,10 @@ static bool ends_clause(const char *s, size_t n, size_t i, size_t plen)
            s[j] == '\'' || s[j] == ')' || (unsigned char)s[j] >= 0x80;
 }
 
+/* Longest run of non-blank bytes handed to espeak-ng (the longest English
+ * words have about 45 letters). */
+#define G2P_MAX_WORD 64
+
 /* 1 for an Armenian character (U+0530..U+058F, U+FB13..U+FB17), 0 for
  * another, -1 for a blank or a combining mark (U+0300..U+036F, which
  * belongs to the letter before it). *l gets its length in bytes. */
@@ -95,18 +99,29 @@ static int armenian(const char *s, size_t n, size_t *l)
 static frt_status speak_clause(espeak_g2p *g, const char *text, size_t n, frt_strbuf *out)
 {
     frt_strbuf_clear(&g->clause);
-    /* A space goes between an Armenian character and any other next to it:
-     * espeak-ng 1.51 reads freed memory on some words that mix Armenian with
-     * IPA or modifier letters and Latin ones ("\u0587\u0289c",
-     * "\u0531\u02C8J"; found by fuzz_frontend), and a word in two scripts
-     * has no one reading anyway. */
+    /* espeak-ng 1.51 has memory bugs that text reaches (found by
+     * fuzz_frontend; ASan reports inside espeak_TextToPhonemes), avoided by
+     * what it is handed: a space goes between an Armenian character and any
+     * other next to it (heap-use-after-free on "\u0587\u0289c",
+     * "\u0531\u02C8J"), and into any run of more than G2P_MAX_WORD bytes
+     * without a blank (a stack overflow on "a." and 180 letters); control
+     * characters become spaces (after "B\x01B" it reads on past the end of
+     * the text). None of these has a reading anyway. */
     int prev = -1;
+    size_t run = 0;
     for (size_t i = 0, l; i < n; i += l) {
         int arm = armenian(text + i, n - i, &l);
-        bool mark = arm < 0 && (unsigned char)text[i] >= 0x80;
-        if (arm >= 0 && prev >= 0 && arm != prev) FRT_TRY(frt_strbuf_append(&g->clause, " ", 1));
-        if (!mark) prev = arm;
-        FRT_TRY(frt_strbuf_append(&g->clause, text + i, l));
+        bool blank = arm < 0 && (unsigned char)text[i] < 0x80;
+        if ((arm >= 0 && prev >= 0 && arm != prev) || (!blank && run + l > G2P_MAX_WORD)) {
+            FRT_TRY(frt_strbuf_append(&g->clause, " ", 1));
+            run = 0;
+        }
+        if (blank || arm >= 0) prev = arm;
+        run = blank ? 0 : run + l;
+        unsigned char c = (unsigned char)text[i];
+        bool control =
+            c < 0x20 || c == 0x7F || (c == 0xC2 && l == 2 && (unsigned char)text[i + 1] < 0xA0);
+        FRT_TRY(frt_strbuf_append(&g->clause, control ? " " : text + i, control ? 1 : l));
     }
     if (!g->clause.s) FRT_TRY(frt_strbuf_append(&g->clause, "", 0));
     const void *p = g->clause.s;

@@ -119,6 +119,9 @@ def run_c(a, mp4, qs, mode, path):
         if r["question"] != q["question"]:
             sys.exit(f"vstream_qa: {mp4}: answer {r['id']} is for {r['question']!r}, "
                      f"expected {q['question']!r}")
+        if r["frames"] != int(q["t"]) + 1:  # 1 fps from 0: frames 0..t
+            sys.exit(f"vstream_qa: {mp4}: the answer at {q['t']} s saw {r['frames']} frames, "
+                     f"not {int(q['t']) + 1}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".part", "w") as f:
         json.dump(got, f)

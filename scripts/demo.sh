@@ -146,12 +146,13 @@ with open(sys.argv[3], "w") as f:
         if a is None:
             print(f"{t:>7}s {'-':>8}  {kind:<10} {q} -> (no answer)")
             continue
-        ok = trained and normalize_answer(a["answer"]) == normalize_answer(want)
+        text = a["answer"].strip()
+        ok = trained and normalize_answer(text) == normalize_answer(want)
         right += ok
         mark = ("right" if ok else "WRONG") if trained else "untrained"
-        print(f"{t:>7}s {a['stream_time']:7.1f}s  {kind:<10} {q} -> {a['answer']!r} "
+        print(f"{t:>7}s {a['stream_time']:7.1f}s  {kind:<10} {q} -> {text!r} "
               f"(expected {want!r}: {mark}; {a['latency_ms']['total']:.0f} ms)")
-        f.write(f"At {a['stream_time']:.0f} seconds: {q} {a['answer']}.\n")
+        f.write(f"At {a['stream_time']:.0f} seconds: {q} {text}.\n")
 if trained:
     print(f"\ndemo: {right} of {len(qs)} answers match the world's")
 PY

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces docs/RELIABILITY.md: every fuzzer, fault and soak row, then a
-# summary table. `make reliability` runs it. About 20 minutes on the 2-core
-# build machine when the release and ASan builds exist (building them first
-# takes longer).
+# summary table. `make reliability` runs it. About 8 minutes on the 2-core
+# build machine when the release, ASan and fuzz builds exist (building the
+# fuzz harnesses first took 22 minutes more).
 #
 #   scripts/reliability.sh [BUILD_DIR] [ASAN_BUILD_DIR]   (default build, build-asan)
 #

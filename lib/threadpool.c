@@ -1,6 +1,12 @@
 /* Persistent thread pool. Workers spin briefly after a run (kernels are
  * often called back to back, and a condition-variable wake-up costs tens of
- * microseconds), then sleep on a condition variable. */
+ * microseconds), then sleep on a condition variable.
+ *
+ * The parts ith of a run are claimed from a counter, by the workers and by
+ * the caller once its own part is done: on a loaded machine a worker may not
+ * get a core for milliseconds, and the caller then runs its part instead of
+ * waiting for it. Every part still runs exactly once with the same (ith,
+ * nth), so results do not depend on which thread ran it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,17 +27,13 @@ struct frt_pool {
     pthread_cond_t cv_work, cv_done;
     pthread_mutex_t run_mu; /* one run at a time */
     atomic_uint_fast64_t gen;
-    atomic_int pending;
+    atomic_int next;    /* next unclaimed part; >= n: all claimed */
+    atomic_int pending; /* parts 1..n-1 not finished yet */
     atomic_int sleepers;
     atomic_bool stop;
-    frt_task_fn fn; /* published by the release of gen */
+    frt_task_fn fn; /* published by the release of next and gen */
     void *arg;
 };
-
-typedef struct {
-    frt_pool *pool;
-    int ith;
-} worker_arg;
 
 static _Thread_local frt_pool *tl_inside; /* pool whose task this thread runs */
 
@@ -42,11 +44,27 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Runs unclaimed parts of the current run until none is left. A claim
+ * (acquire) orders the reads of fn and arg after the caller's writes; a
+ * worker late from an earlier run can only claim parts of the current
+ * one, as next is reset before a run is published. */
+static void run_parts(frt_pool *pool)
+{
+    for (;;) {
+        int i = atomic_fetch_add(&pool->next, 1);
+        if (i >= pool->n) return;
+        pool->fn(pool->arg, i, pool->n);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1) {
+            pthread_mutex_lock(&pool->mu);
+            pthread_cond_broadcast(&pool->cv_done);
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+}
+
 static void *worker_main(void *p)
 {
-    worker_arg wa = *(worker_arg *)p;
-    free(p);
-    frt_pool *pool = wa.pool;
+    frt_pool *pool = p;
     tl_inside = pool;
     uint_fast64_t seen = 0;
     for (;;) {
@@ -66,12 +84,7 @@ static void *worker_main(void *p)
         }
         if (atomic_load(&pool->stop)) break;
         seen = g;
-        pool->fn(pool->arg, wa.ith, pool->n);
-        if (atomic_fetch_sub(&pool->pending, 1) == 1) {
-            pthread_mutex_lock(&pool->mu);
-            pthread_cond_broadcast(&pool->cv_done);
-            pthread_mutex_unlock(&pool->mu);
-        }
+        run_parts(pool);
     }
     return NULL;
 }
@@ -102,6 +115,7 @@ frt_pool *frt_pool_create(int nthreads)
     pthread_cond_init(&pool->cv_work, NULL);
     pthread_cond_init(&pool->cv_done, NULL);
     atomic_init(&pool->gen, 0);
+    atomic_init(&pool->next, nthreads);
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->stop, false);
@@ -114,10 +128,7 @@ frt_pool *frt_pool_create(int nthreads)
         }
     }
     for (int i = 1; i < nthreads; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
-        if (wa) *wa = (worker_arg){pool, i};
-        if (!wa || pthread_create(&pool->threads[i - 1], NULL, worker_main, wa) != 0) {
-            free(wa);
+        if (pthread_create(&pool->threads[i - 1], NULL, worker_main, pool) != 0) {
             stop_workers(pool, i - 1);
             pool->n = 1; /* nothing left to join */
             frt_pool_free(pool);
@@ -152,6 +163,7 @@ void frt_pool_run(frt_pool *pool, frt_task_fn fn, void *arg)
     pool->fn = fn;
     pool->arg = arg;
     atomic_store(&pool->pending, pool->n - 1);
+    atomic_store(&pool->next, 1);
     atomic_fetch_add(&pool->gen, 1);
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->mu);
@@ -161,6 +173,7 @@ void frt_pool_run(frt_pool *pool, frt_task_fn fn, void *arg)
     frt_pool *outer = tl_inside;
     tl_inside = pool;
     fn(arg, 0, pool->n);
+    run_parts(pool);
     tl_inside = outer;
     for (int spins = 0; atomic_load(&pool->pending) != 0 && spins < SPIN_ITERS; spins++)
         cpu_relax();

@@ -574,7 +574,7 @@ int main(int argc, char **argv)
             rc = fail("synthesis failed");
         } else if (!quiet) {
             fprintf(stderr,
-                    "%s: %.2f s of audio at %d Hz in %.2f s (RTF %.3f, first audio after "
+                    "%s: %.2f s of audio at %d Hz in %.3f s (RTF %.3f, first audio after "
                     "%.3f s)\n",
                     prog, audio, rate, secs, audio > 0 ? secs / audio : 0.0, o.first_chunk_s);
         }

@@ -636,10 +636,7 @@ static frt_status open_model(frt_fs_model *m, const frt_config *c, cJSON *root, 
     m->arena.cap = floats * sizeof(float);
     m->arena.base = frt_alloc(m->arena.cap);
     if (!m->arena.base) return FRT_ERR_NOMEM;
-    /* First touches of fresh pages cost ~11 us each (a huge page far more):
-     * pay them here, not in the first sentence's synthesis. Likewise start
-     * the pool's threads now. */
-    memset(m->arena.base, 0, m->arena.cap);
+    /* Start the pool's threads here rather than in the first synthesis. */
     frt_pool_default();
     pthread_mutex_init(&m->lock, NULL);
     return FRT_OK;

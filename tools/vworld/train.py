@@ -121,6 +121,10 @@ def frame_targets(world, i):
     cells = np.zeros((side * side, N_CS + N_F), np.float32)
     quads = np.zeros((4, N_CS + N_F), np.float32)
     whole = np.zeros(N_CS + N_F, np.float32)
+    grid = M.CLIP_CFG["image_size"] // M.CLIP_CFG["patch_size"]
+    pcell = W.SIZE // grid
+    best = np.zeros(grid * grid)
+    patch = np.zeros((grid * grid, 3), np.int64)  # shape, colour, size of the main object; 0 none
     objs = world.objects_at(i)
     for o in objs:
         r = W.RADIUS[o["size"]]
@@ -130,6 +134,11 @@ def frame_targets(world, i):
         ks = [CS_INDEX[(o["shape"], o["colour"], o["size"])]] + [N_CS + f for f in _factor(o)]
         per_cell = cov.reshape(side, cell, side, cell).sum(axis=(1, 3)).reshape(-1)
         per_quad = cov.reshape(2, W.SIZE // 2, 2, W.SIZE // 2).sum(axis=(1, 3)).reshape(-1)
+        per_patch = cov.reshape(grid, pcell, grid, pcell).sum(axis=(1, 3)).reshape(-1)
+        take = (per_patch >= 24) & (per_patch > best)
+        best[take] = per_patch[take]
+        patch[take] = [W.SHAPES.index(o["shape"]) + 1, W.COLOURS.index(o["colour"]) + 1,
+                       W.SIZES.index(o["size"]) + 1]
         for k in ks:
             cells[per_cell >= 6, k] = 1
             quads[per_quad >= 6, k] = 1
@@ -137,7 +146,7 @@ def frame_targets(world, i):
     si = world._scene_index(i)
     sc = world.scenes[si]
     return (cells, quads, whole, len(objs), W.BACKGROUNDS.index(sc["background"]),
-            W.PATTERNS.index(sc["pattern"]))
+            W.PATTERNS.index(sc["pattern"]), patch)
 
 
 class VisionHeads(torch.nn.Module):
@@ -152,10 +161,13 @@ class VisionHeads(torch.nn.Module):
         self.cell = torch.nn.Linear(dim, n + N_BG)
         self.quad = torch.nn.Linear(dim, n)
         self.frame = torch.nn.Linear(dim, n + N_CNT + N_BG + N_PAT)
+        self.patch = torch.nn.Linear(dim, len(W.SHAPES) + len(W.COLOURS) + len(W.SIZES) + 3)
         self.register_buffer("pos_w", torch.tensor([6.0] * N_CS + [3.0] * N_F))
 
-    def loss(self, feats, tg):
-        cells, quads, whole, cnt, bg, pat = tg
+    def loss(self, patches, tg):
+        """patches: the tower's layer -2 patch tokens [B, grid^2, C]."""
+        cells, quads, whole, cnt, bg, pat, plab = tg
+        feats = M.rproj.pool_grid(patches, M.MEMORY_CFG["compress_size"])
         n = N_CS + N_F
 
         def bce(x, y):
@@ -171,13 +183,23 @@ class VisionHeads(torch.nn.Module):
         loss = loss + ce(lc[..., n:].reshape(-1, N_BG), bg.repeat_interleave(lc.shape[1]))
         loss = loss + ce(lf[:, n : n + N_CNT], cnt) + ce(lf[:, n + N_CNT : n + N_CNT + N_BG], bg)
         loss = loss + ce(lf[:, n + N_CNT + N_BG :], pat)
+        # Dense per-patch labels (the object covering most of each patch):
+        # the signal that teaches the tower shapes; cell labels alone did not.
+        lp = self.patch(patches)
+        o = 0
+        for j, k in enumerate((len(W.SHAPES), len(W.COLOURS), len(W.SIZES))):
+            loss = loss + 2 * ce(lp[..., o : o + k + 1].reshape(-1, k + 1), plab[..., j].reshape(-1))
+            o += k + 1
         with torch.no_grad():
-            occupied = cells[..., N_CS:].sum(-1) > 0
-            ok_cell = ((lc[..., :N_CS] > 0).float() == cells[..., :N_CS]).all(dim=-1)
-            acc_cell = ok_cell[occupied].float().mean()
+            on = plab[..., 0] > 0
+            acc_cell = (lp[..., : len(W.SHAPES) + 1].argmax(-1) == plab[..., 0])[on].float().mean()
             acc_frame = ((lf[:, :N_CS] > 0).float() == whole[:, :N_CS]).all(dim=-1).float().mean()
             acc_bg = (lf[:, n + N_CNT : n + N_CNT + N_BG].argmax(-1) == bg).float().mean()
         return loss, (float(acc_cell), float(acc_frame), float(acc_bg), b)
+
+
+def patch_tokens(px, w):
+    return M.rclip.select_features(px, w, M.clip_config(), -2, "patch", prefix=M.VISION)
 
 
 def vision_batch(seed_base, n_streams, batch, rng, pp):
@@ -191,7 +213,7 @@ def vision_batch(seed_base, n_streams, batch, rng, pp):
     cols = list(zip(*tgs))
     tg = (torch.from_numpy(np.stack(cols[0])), torch.from_numpy(np.stack(cols[1])),
           torch.from_numpy(np.stack(cols[2])), torch.tensor(cols[3]), torch.tensor(cols[4]),
-          torch.tensor(cols[5]))
+          torch.tensor(cols[5]), torch.from_numpy(np.stack(cols[6])))
     return px, tg
 
 
@@ -216,18 +238,22 @@ def stage_vision(out, log, steps, batch):
         s = torch.load(ck)
         for k in w:
             w[k].data.copy_(s["w"][k])
-        heads.load_state_dict(s["heads"])
-        opt.load_state_dict(s["opt"])
-        step = s["step"]
+        if set(s["heads"]) == set(heads.state_dict()):
+            heads.load_state_dict(s["heads"])
+            opt.load_state_dict(s["opt"])
+            step = s["step"]
+            log("vision: resumed at step %d" % step)
+        else:
+            heads.load_state_dict(s["heads"], strict=False)
+            log("vision: heads changed: tower warm-started from step %d, schedule restarted" % s["step"])
         rng = s["rng"]
-        log("vision: resumed at step %d" % step)
     t0 = time.time()
     while step < steps:
         lr = 2e-3 * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for gr in opt.param_groups:
             gr["lr"] = lr
         px, tg = vision_batch(VISION_SEEDS, 20_000, batch, rng, pp)
-        loss, acc = heads.loss(M.vision_features(px, w), tg)
+        loss, acc = heads.loss(patch_tokens(px, w), tg)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -235,8 +261,8 @@ def stage_vision(out, log, steps, batch):
         step += 1
         if step % 25 == 0 or step == steps:
             with torch.no_grad():
-                va = [heads.loss(M.vision_features(px_, w), tg_)[1] for px_, tg_ in val]
-            log("vision step %d loss %.4f train occupied-cell/frame/bg %.3f/%.3f/%.3f  val %.3f/%.3f/%.3f  (%.0f s)"
+                va = [heads.loss(patch_tokens(px_, w), tg_)[1] for px_, tg_ in val]
+            log("vision step %d loss %.4f train patch-shape/frame-combos/bg %.3f/%.3f/%.3f  val %.3f/%.3f/%.3f  (%.0f s)"
                 % (step, float(loss), acc[0], acc[1], acc[2],
                    np.mean([a[0] for a in va]), np.mean([a[1] for a in va]), np.mean([a[2] for a in va]),
                    time.time() - t0))

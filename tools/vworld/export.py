@@ -22,7 +22,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import model as M  # noqa: E402
-from model import rstar  # noqa: E402,F401  (reference path set up by model)
 
 sys.path.insert(0, os.path.join(HERE, ".."))
 from reference import safetensors_io as st  # noqa: E402

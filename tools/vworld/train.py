@@ -21,6 +21,7 @@ seeds are never touched. Progress lines go to OUT/progress.txt.
 """
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -84,7 +85,7 @@ def stage_tokenizer(out, log):
     answers = list(W.SHAPES) + list(W.COLOURS) + list(W.SIZES) + list(W.BACKGROUNDS)
     answers += [str(i) for i in range(10)] + ["yes", "no"]
     for n in range(1, len(W.COLOURS) + 1):
-        for sub in __import__("itertools").combinations(W.COLOURS, n):
+        for sub in itertools.combinations(W.COLOURS, n):
             answers.append(W.colour_list(sub))
     rng = np.random.default_rng(SEED)
     for k in range(60):

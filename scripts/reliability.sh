@@ -28,8 +28,8 @@ step() { # NAME COMMAND...
   local name=$1 t0 rc=0; shift
   echo "=== $name: $*"
   t0=$(date +%s)
-  "$@" 2>&1 | tee "$log/$name.log" || true
-  rc=${PIPESTATUS[0]}
+  "$@" 2>&1 | tee "$log/$name.log"
+  rc=${PIPESTATUS[0]} # read before anything else: `|| true` here would reset it to 0
   local secs=$(( $(date +%s) - t0 )) verdict=passed
   [ $rc -eq 0 ] || { verdict="FAILED (exit $rc)"; failed=1; }
   rows+=("$(printf '%-26s %-18s %5d s' "$name" "$verdict" "$secs")")

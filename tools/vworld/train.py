@@ -218,17 +218,58 @@ def vision_batch(seed_base, n_streams, batch, rng, pp):
     return px, tg
 
 
-def stage_vision(out, log, steps, batch):
+class Bank:
+    """Frames pre-rendered by vision_bank.py (H.264 round trip done), with
+    their targets; chunks are picked up as the generator writes them."""
+
+    def __init__(self, d):
+        self.d, self.chunks, self.names = d, [], set()
+        mean = torch.tensor(M.rpre.CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(M.rpre.CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean, self.std = mean, std
+        assert M.CLIP_CFG["image_size"] == W.SIZE, "bank preprocessing assumes no resize"
+        self.refresh()
+
+    def refresh(self):
+        for fn in sorted(os.listdir(self.d)):
+            if fn.startswith("chunk_") and fn.endswith(".npz") and ".tmp" not in fn and fn not in self.names:
+                z = np.load(os.path.join(self.d, fn))
+                self.chunks.append({k: z[k] for k in z.files})
+                self.names.add(fn)
+        return len(self.chunks)
+
+    def batch(self, n, rng):
+        """n frames drawn uniformly from the chunks loaded so far: the same
+        pixels FastPreprocess gives (identity resize, rounded noise, CLIP
+        normalisation), done in torch."""
+        sizes = [c["frames"].shape[0] for c in self.chunks]
+        ci = rng.integers(len(self.chunks), size=n)
+        fi = [int(rng.integers(sizes[c])) for c in ci]
+        pick = lambda k: np.stack([self.chunks[c][k][f] for c, f in zip(ci, fi)])  # noqa: E731
+        x = torch.from_numpy(pick("frames")).permute(0, 3, 1, 2).to(torch.float64)
+        x = torch.clamp(torch.round(x + torch.from_numpy(rng.normal(0, NOISE, tuple(x.shape)))), 0, 255)
+        px = ((x * (1 / 255)).float() - self.mean) / self.std
+        tg = tuple(torch.from_numpy(pick(k)) for k in ("cells", "quads", "whole"))
+        tg += tuple(torch.from_numpy(pick(k)).long() for k in ("cnt", "bg", "pat", "patch"))
+        return px.contiguous(), tg
+
+
+def stage_vision(out, log, steps, batch, bank_dir=None, init=None, lr_max=2e-3):
     path = os.path.join(out, "vision.pt")
     if os.path.exists(path):
         return
     g = torch.Generator()
     g.manual_seed(SEED)
     torch.manual_seed(SEED)
-    w = {k: v.requires_grad_() for k, v in M.init_vision(g).items()}
+    w = M.init_vision(g)
+    if init:
+        w.update(torch.load(init))
+        log("vision: tower initialised from %s" % init)
+    w = {k: v.requires_grad_() for k, v in w.items()}
+    bank = Bank(bank_dir) if bank_dir else None
     heads = VisionHeads(M.CLIP_CFG["hidden_size"])
     params = list(w.values()) + list(heads.parameters())
-    opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=lr_max, weight_decay=0.01)
     rng = np.random.default_rng(SEED + 1)
     vrng = np.random.default_rng(SEED + 2)
     pp = M.FastPreprocess(W.SIZE, W.SIZE)
@@ -250,10 +291,15 @@ def stage_vision(out, log, steps, batch):
         rng = s["rng"]
     t0 = time.time()
     while step < steps:
-        lr = 2e-3 * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        lr = lr_max * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for gr in opt.param_groups:
             gr["lr"] = lr
-        px, tg = vision_batch(VISION_SEEDS, 20_000, batch, rng, pp)
+        if bank is not None:
+            if step % 100 == 0:
+                bank.refresh()
+            px, tg = bank.batch(batch, rng)
+        else:
+            px, tg = vision_batch(VISION_SEEDS, 20_000, batch, rng, pp)
         loss, acc = heads.loss(patch_tokens(px, w), tg)
         opt.zero_grad()
         loss.backward()
@@ -303,13 +349,15 @@ def stream_snapshots(seed, vis, every, n_questions, rng, pp):
     return snaps
 
 
-def stage_memory(out, log, seed_base, count, tag, every):
+def stage_memory(out, log, seed_base, count, tag, every, reverse=False):
     vis = torch.load(os.path.join(out, "vision.pt"))
     pp = M.FastPreprocess(W.SIZE, W.SIZE)
     d = os.path.join(out, tag)
     os.makedirs(d, exist_ok=True)
     t0 = time.time()
-    for k in range(count):
+    # reverse: a second process can fill the cache from the other end (each
+    # stream's file depends only on its seed, so a race writes it twice).
+    for k in (range(count - 1, -1, -1) if reverse else range(count)):
         path = os.path.join(d, "%d.pt" % (seed_base + k))
         if os.path.exists(path):
             continue
@@ -517,9 +565,14 @@ def main():
     p.add_argument("--out", default="data/vstream-train")
     p.add_argument("--vision-steps", type=int, default=400)
     p.add_argument("--vision-batch", type=int, default=48)
+    p.add_argument("--bank", help="frames pre-rendered by vision_bank.py (default: render on the fly)")
+    p.add_argument("--vision-init", help="start the tower from this vision.pt")
+    p.add_argument("--vision-lr", type=float, default=2e-3)
     p.add_argument("--streams", type=int, default=40)
     p.add_argument("--val-streams", type=int, default=3)
     p.add_argument("--every", type=int, default=6, help="seconds between cached memory snapshots")
+    p.add_argument("--memory-reverse", action="store_true", help="fill the memory cache last stream first")
+    p.add_argument("--memory-only", action="store_true", help="stop after the memory stage (a helper process)")
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--per-snap", type=int, default=10, help="questions packed per sequence")
@@ -531,9 +584,12 @@ def main():
     log = Log(a.out)
     log("train.py %s" % " ".join(sys.argv[1:]))
     stage_tokenizer(a.out, log)
-    stage_vision(a.out, log, a.vision_steps, a.vision_batch)
-    stage_memory(a.out, log, VAL_SEEDS, a.val_streams, "val", a.every)
-    stage_memory(a.out, log, STREAM_SEEDS, a.streams, "streams", a.every)
+    stage_vision(a.out, log, a.vision_steps, a.vision_batch, a.bank, a.vision_init, a.vision_lr)
+    stage_memory(a.out, log, VAL_SEEDS, a.val_streams, "val", a.every, a.memory_reverse)
+    stage_memory(a.out, log, STREAM_SEEDS, a.streams, "streams", a.every, a.memory_reverse)
+    if a.memory_only:
+        log("memory stage done (--memory-only)")
+        return
     stage_language(a.out, log, a.steps, a.batch, a.per_snap, a.lr)
     log("all stages done")
 

@@ -3,6 +3,7 @@
  * below), and split large inputs over the thread pool. */
 #include <math.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -418,12 +419,91 @@ static void conv_task(void *arg, int ith, int nth)
     }
 }
 
+/* ---- Winograd conv1d ------------------------------------------------------- */
+
+/* Worth it from this many multiply-adds of the direct form: below, the
+ * transforms and the scratch cost more than the halved arithmetic saves. */
+#define WINO_MIN_WORK (1 << 22)
+
+typedef struct {
+    const frt_ops_isa *k;
+    frt_wino_job j;
+    float *scratch; /* per thread, frt_wino_scratch() floats each */
+    int64_t nblk;
+} wino_arg;
+
+static void wino_in_task(void *arg, int ith, int nth)
+{
+    const wino_arg *a = arg;
+    long c0, c1;
+    frt_split_range((long)a->j.cin, ith, nth, &c0, &c1);
+    if (c0 < c1) a->k->wino_in(&a->j, c0, c1);
+}
+
+static void wino_blk_task(void *arg, int ith, int nth)
+{
+    const wino_arg *a = arg;
+    long b0, b1;
+    frt_split_range((long)a->nblk, ith, nth, &b0, &b1);
+    if (b0 < b1)
+        a->k->wino_blocks(&a->j, b0, b1, a->scratch + ith * frt_wino_scratch(a->j.k, a->j.cin));
+}
+
+/* Stride-1 convolutions with 3 or 5 taps and enough channels as Winograd
+ * F(4, k): 2x (k = 3) or 2.5x (k = 5) fewer multiplies. False (nothing
+ * written) where it does not apply or its scratch cannot be had. */
+static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const float *w,
+                        const float *b, int64_t cin, int64_t tin, int64_t cout, int64_t kw,
+                        int stride, int pad, int dil, int groups, int64_t tout, frt_pool *pool)
+{
+    if (!k->wino_in || stride != 1 || groups != 1 || (kw != 3 && kw != 5) || cin < 32 ||
+        cout < 16 || tout < 32 || cout * cin * kw * tout < WINO_MIN_WORK || tin > (1 << 28) ||
+        pad > (1 << 20) || dil > (1 << 20))
+        return false;
+    /* tiles: per phase p < dil, the outputs p, p + dil, ... in fours */
+    int64_t ntiles = 0;
+    for (int64_t p = 0; p < dil && p < tout; p++) ntiles += ceil_div(ceil_div(tout - p, dil), 4);
+    /* a wide dilation leaves the tiles part-empty */
+    if (4 * ntiles > tout + tout / 4) return false;
+    int64_t np = ceil_div(ntiles, 16) * 16;
+    int nth = frt_pool_size(pool);
+    size_t per = (size_t)frt_wino_scratch(kw, cin);
+    size_t floats = (size_t)(kw + 3) * (size_t)cin * (size_t)np + (size_t)nth * per;
+    size_t bytes = floats * sizeof(float) + 3 * (size_t)np * sizeof(int32_t);
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, bytes) != 0) return false;
+    float *v = mem, *scratch = v + (size_t)(kw + 3) * (size_t)cin * (size_t)np;
+    int32_t *t_in = (int32_t *)(scratch + (size_t)nth * per), *t_out = t_in + np, *cnt = t_out + np;
+    int64_t n = 0;
+    for (int64_t p = 0; p < dil && p < tout; p++) {
+        int64_t mp = ceil_div(tout - p, dil);
+        for (int64_t q = 0; q < mp; q += 4, n++) {
+            t_out[n] = (int32_t)(p + q * dil);
+            t_in[n] = (int32_t)(p + q * dil - pad);
+            cnt[n] = (int32_t)(mp - q < 4 ? mp - q : 4);
+        }
+    }
+    for (; n < np; n++) t_in[n] = t_out[n] = cnt[n] = 0;
+    wino_arg a = {
+        .k = k,
+        .j = {y, x, w, b, cin, tin, cout, tout, kw, pad, dil, np, t_in, t_out, cnt, v},
+        .scratch = scratch,
+        .nblk = ceil_div(cout, FRT_WINO_CO),
+    };
+    run(pool, cin * np * 16, wino_in_task, &a);
+    run(pool, cout * cin * kw * tout / 8, wino_blk_task, &a);
+    free(mem);
+    return true;
+}
+
 void frt_cpu_conv1d(float *y, const float *x, const float *w, const float *b, int64_t cin,
                     int64_t tin, int64_t cout, int64_t k, int stride, int pad, int dil, int groups,
                     frt_pool *pool)
 {
     int64_t tout = frt_conv1d_out_len(tin, k, stride, pad, dil);
     if (tout <= 0 || cout <= 0) return;
+    if (conv1d_wino(isa(), y, x, w, b, cin, tin, cout, k, stride, pad, dil, groups, tout, pool))
+        return;
     conv_task_arg a = {
         .k = isa(),
         .j = {y, x, w, b, cin, tin, cout, tout, k, cin / groups, cout / groups, stride, pad, dil},

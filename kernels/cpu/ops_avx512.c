@@ -228,6 +228,224 @@ static void conv1d_avx512(const frt_conv1d_job *j, int64_t co0, int64_t co1, int
     }
 }
 
+/* ---- Winograd F(4, k), k = 3 or 5 ------------------------------------------ */
+
+/* Points 0, 1, -1, 2, -2 (and 1/2, -1/2 for k = 5) and infinity; B^T, G and
+ * A^T checked exactly in rational arithmetic (y = A^T ((G g) . (B^T d)) is
+ * the correlation of the k taps g with the k + 3 inputs d). */
+static const float W3_BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                  {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const float W3_G[6][3] = {{1.0f / 4, 0, 0},
+                                 {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                 {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                 {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                 {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                 {0, 0, 1}};
+static const float W3_AT[4][6] = {
+    {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+static const float W5_BT[8][8] = {{-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
+                                  {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
+                                  {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
+                                  {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
+                                  {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
+                                  {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
+                                  {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
+                                  {0, -1, 0, 5.25f, 0, -5.25f, 0, 1}};
+static const float W5_G[8][5] = {
+    {-1, 0, 0, 0, 0},
+    {-2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9},
+    {-2.0f / 9, 2.0f / 9, -2.0f / 9, 2.0f / 9, -2.0f / 9},
+    {1.0f / 90, 1.0f / 45, 2.0f / 45, 4.0f / 45, 8.0f / 45},
+    {1.0f / 90, -1.0f / 45, 2.0f / 45, -4.0f / 45, 8.0f / 45},
+    {32.0f / 45, 16.0f / 45, 8.0f / 45, 4.0f / 45, 2.0f / 45},
+    {32.0f / 45, -16.0f / 45, 8.0f / 45, -4.0f / 45, 2.0f / 45},
+    {0, 0, 0, 0, 1}};
+static const float W5_AT[4][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                  {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+                                  {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+                                  {0, 1, -1, 8, -8, 0.125f, -0.125f, 1}};
+
+/* a + c x, skipping the zero coefficients of the tables (constants after
+ * unrolling) */
+static inline __attribute__((always_inline)) __m512 wmad(float c, __m512 x, __m512 a)
+{
+    if (c == 0.0f) return a;
+    if (c == 1.0f) return _mm512_add_ps(a, x);
+    if (c == -1.0f) return _mm512_sub_ps(a, x);
+    return _mm512_fmadd_ps(_mm512_set1_ps(c), x, a);
+}
+
+static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *j, int64_t ci0,
+                                                            int64_t ci1, const int n)
+{
+    const float *bt = n == 6 ? &W3_BT[0][0] : &W5_BT[0][0];
+    const int64_t cin = j->cin, np = j->npad;
+    const __m512i tin = _mm512_set1_epi32((int)j->tin), zero = _mm512_setzero_si512();
+    for (int64_t t = 0; t < np; t += 16) {
+        const __m512i base = _mm512_loadu_si512(j->tin0 + t);
+        const __mmask16 live =
+            _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(j->count + t), _mm512_setzero_si512());
+        __m512i idx[8];
+        __mmask16 m[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < n; i++) {
+            idx[i] = _mm512_add_epi32(base, _mm512_set1_epi32((int)(i * j->dil)));
+            m[i] = live & _mm512_cmpge_epi32_mask(idx[i], zero) & _mm512_cmplt_epi32_mask(idx[i], tin);
+        }
+        for (int64_t ci = ci0; ci < ci1; ci++) {
+            const float *xr = j->x + ci * j->tin;
+            __m512 d[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < n; i++)
+                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[i], idx[i], xr, 4);
+#pragma GCC unroll 8
+            for (int xi = 0; xi < n; xi++) {
+                __m512 a = _mm512_setzero_ps();
+#pragma GCC unroll 8
+                for (int i = 0; i < n; i++) a = wmad(bt[xi * n + i], d[i], a);
+                _mm512_storeu_ps(j->v + (xi * cin + ci) * np + t, a);
+            }
+        }
+    }
+}
+
+static void wino_in_avx512(const frt_wino_job *j, int64_t ci0, int64_t ci1)
+{
+    if (j->k == 3)
+        wino_in_n(j, ci0, ci1, 6);
+    else
+        wino_in_n(j, ci0, ci1, 8);
+}
+
+/* M [FRT_WINO_CO][64] = U [FRT_WINO_CO][cin] V [cin][16 nv] for one point. */
+static inline __attribute__((always_inline)) void wino_gemm(const float *v, int64_t np,
+                                                            const float *u, int64_t cin, float *m,
+                                                            const int nv)
+{
+    __m512 acc[FRT_WINO_CO][FRT_WINO_TV];
+#pragma GCC unroll 8
+    for (int c = 0; c < FRT_WINO_CO; c++)
+#pragma GCC unroll 8
+        for (int t = 0; t < nv; t++) acc[c][t] = _mm512_setzero_ps();
+    for (int64_t ci = 0; ci < cin; ci++) {
+        __m512 xv[FRT_WINO_TV];
+#pragma GCC unroll 8
+        for (int t = 0; t < nv; t++) xv[t] = _mm512_loadu_ps(v + ci * np + 16 * t);
+#pragma GCC unroll 8
+        for (int c = 0; c < FRT_WINO_CO; c++) {
+            __m512 w = _mm512_set1_ps(u[c * cin + ci]);
+#pragma GCC unroll 8
+            for (int t = 0; t < nv; t++) acc[c][t] = _mm512_fmadd_ps(w, xv[t], acc[c][t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < FRT_WINO_CO; c++)
+#pragma GCC unroll 8
+        for (int t = 0; t < nv; t++) _mm512_storeu_ps(m + c * 64 + 16 * t, acc[c][t]);
+}
+
+static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_job *j, int64_t b0,
+                                                                int64_t b1, float *scr, const int n,
+                                                                const int k)
+{
+    const float *g = k == 3 ? &W3_G[0][0] : &W5_G[0][0];
+    const float *at = k == 3 ? &W3_AT[0][0] : &W5_AT[0][0];
+    const int64_t cin = j->cin, np = j->npad;
+    float *u = scr;                           /* [n][CO][cin] */
+    float *mm = scr + n * FRT_WINO_CO * cin; /* [n][CO][64] */
+    /* pidx[kk][0] picks lane l's tap kk (element l k + kk of the 16 k) from
+     * vectors 0 and 1, pidx[kk][r - 1] from the result so far and vector r */
+    __m512i pidx[5][4];
+    for (int kk = 0; kk < k; kk++)
+        for (int r = 1; r < k; r++) {
+            int32_t ix[16];
+            for (int l = 0; l < 16; l++) {
+                int src = l * k + kk;
+                if (r == 1)
+                    ix[l] = src < 32 ? src : l;
+                else
+                    ix[l] = src >= 16 * r && src < 16 * (r + 1) ? 16 + src - 16 * r : l;
+            }
+            pidx[kk][r - 1] = _mm512_loadu_si512(ix);
+        }
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t co0 = b * FRT_WINO_CO;
+        const int nc = (int)(j->cout - co0 < FRT_WINO_CO ? j->cout - co0 : FRT_WINO_CO);
+        /* U for these rows (rows past cout are zeros): 16 input channels'
+         * taps are k contiguous vectors, dealt out to one vector per tap by
+         * k - 1 two-source permutes (gathers cost 3x as much here) */
+        for (int c = 0; c < FRT_WINO_CO; c++) {
+            const float *wr = j->w + (co0 + c) * cin * k;
+            for (int64_t ci = 0; ci < cin; ci += 16) {
+                __m512 raw[5], gv[5];
+#pragma GCC unroll 8
+                for (int r = 0; r < k; r++)
+                    raw[r] = _mm512_maskz_loadu_ps(range_mask(ci * k + 16 * r, c < nc ? cin * k : 0),
+                                                   wr + ci * k + 16 * r);
+#pragma GCC unroll 8
+                for (int kk = 0; kk < k; kk++) {
+                    gv[kk] = _mm512_permutex2var_ps(raw[0], pidx[kk][0], raw[1]);
+#pragma GCC unroll 8
+                    for (int r = 2; r < k; r++)
+                        gv[kk] = _mm512_permutex2var_ps(gv[kk], pidx[kk][r - 1], raw[r]);
+                }
+#pragma GCC unroll 8
+                for (int xi = 0; xi < n; xi++) {
+                    __m512 a = _mm512_setzero_ps();
+#pragma GCC unroll 8
+                    for (int kk = 0; kk < k; kk++) a = wmad(g[xi * k + kk], gv[kk], a);
+                    _mm512_mask_storeu_ps(u + (xi * FRT_WINO_CO + c) * cin + ci,
+                                          range_mask(ci, cin), a);
+                }
+            }
+        }
+        for (int64_t t0 = 0; t0 < np; t0 += 16 * FRT_WINO_TV) {
+            const int nv = (int)((np - t0) / 16 < FRT_WINO_TV ? (np - t0) / 16 : FRT_WINO_TV);
+            for (int xi = 0; xi < n; xi++) {
+                const float *v = j->v + xi * cin * np + t0;
+                const float *ux = u + xi * FRT_WINO_CO * cin;
+                float *m = mm + xi * FRT_WINO_CO * 64;
+                switch (nv) {
+                case 1: wino_gemm(v, np, ux, cin, m, 1); break;
+                case 2: wino_gemm(v, np, ux, cin, m, 2); break;
+                case 3: wino_gemm(v, np, ux, cin, m, 3); break;
+                default: wino_gemm(v, np, ux, cin, m, 4); break;
+                }
+            }
+            /* y = A^T M (+ bias), scattered to the tiles' output steps */
+            for (int t = 0; t < nv; t++) {
+                const __m512i ob = _mm512_loadu_si512(j->tout0 + t0 + 16 * t);
+                const __m512i cnt = _mm512_loadu_si512(j->count + t0 + 16 * t);
+                for (int c = 0; c < nc; c++) {
+                    __m512 mv[8];
+#pragma GCC unroll 8
+                    for (int xi = 0; xi < n; xi++)
+                        mv[xi] = _mm512_loadu_ps(mm + (xi * FRT_WINO_CO + c) * 64 + 16 * t);
+                    const __m512 bias = _mm512_set1_ps(j->b ? j->b[co0 + c] : 0.0f);
+                    float *yr = j->y + (co0 + c) * j->tout;
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) {
+                        __m512 a = bias;
+#pragma GCC unroll 8
+                        for (int xi = 0; xi < n; xi++) a = wmad(at[i * n + xi], mv[xi], a);
+                        __mmask16 om = _mm512_cmpgt_epi32_mask(cnt, _mm512_set1_epi32(i));
+                        __m512i oi = _mm512_add_epi32(ob, _mm512_set1_epi32((int)(i * j->dil)));
+                        _mm512_mask_i32scatter_ps(yr, om, oi, a, 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void wino_blocks_avx512(const frt_wino_job *j, int64_t b0, int64_t b1, float *scr)
+{
+    if (j->k == 3)
+        wino_blocks_n(j, b0, b1, scr, 6, 3);
+    else
+        wino_blocks_n(j, b0, b1, scr, 8, 5);
+}
+
 const frt_ops_isa frt_ops_avx512 = {
     .add = k_add,
     .mul = k_mul,
@@ -239,4 +457,6 @@ const frt_ops_isa frt_ops_avx512 = {
     .softmax = k_softmax,
     .rope = k_rope,
     .conv1d = conv1d_avx512,
+    .wino_in = wino_in_avx512,
+    .wino_blocks = wino_blocks_avx512,
 };

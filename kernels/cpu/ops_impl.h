@@ -16,6 +16,28 @@ typedef struct frt_conv1d_job {
     int64_t stride, pad, dil;
 } frt_conv1d_job;
 
+/* Winograd F(4, k) for k = 3 or 5 (stride 1, one group): outputs in tiles
+ * of 4 steps spaced dil apart (the steps of one phase t mod dil), each tile
+ * reading k + 3 inputs spaced dil apart. Per transform point xi (n = k + 3
+ * of them), Y_xi [cout, tiles] = U_xi [cout, cin] V_xi [cin, tiles] with
+ * U = G w (per channel pair) and V = B^T x (per input tile); y = A^T Y. */
+enum { FRT_WINO_CO = 6, FRT_WINO_TV = 4 };
+typedef struct frt_wino_job {
+    float *y;
+    const float *x, *w, *b;
+    int64_t cin, tin, cout, tout, k, pad, dil;
+    int64_t npad; /* tiles rounded up to 16 */
+    /* per tile (npad entries): first input step (may be negative), first
+     * output step, outputs in it (0 for the padding tiles) */
+    const int32_t *tin0, *tout0, *count;
+    float *v; /* [k + 3][cin][npad] transformed inputs */
+} frt_wino_job;
+/* Floats of per-thread scratch that wino_blocks needs. */
+static inline int64_t frt_wino_scratch(int64_t k, int64_t cin)
+{
+    return (k + 3) * FRT_WINO_CO * (cin + 16 * FRT_WINO_TV);
+}
+
 /* Single-threaded kernels on one contiguous range or row. */
 typedef struct frt_ops_isa {
     void (*add)(float *y, const float *a, const float *b, int64_t n);
@@ -31,6 +53,11 @@ typedef struct frt_ops_isa {
     void (*rope)(float *x1, float *x2, const float *c, const float *s, int64_t n);
     /* y[co0:co1, t0:t1] of the job */
     void (*conv1d)(const frt_conv1d_job *j, int64_t co0, int64_t co1, int64_t t0, int64_t t1);
+    /* Winograd (NULL where the ISA has none): the input transform of
+     * channels [ci0, ci1), then output blocks [b0, b1) of FRT_WINO_CO
+     * channels with frt_wino_scratch() floats of scratch */
+    void (*wino_in)(const frt_wino_job *j, int64_t ci0, int64_t ci1);
+    void (*wino_blocks)(const frt_wino_job *j, int64_t b0, int64_t b1, float *scratch);
 } frt_ops_isa;
 
 extern const frt_ops_isa frt_ops_scalar, frt_ops_avx2, frt_ops_avx512;

@@ -49,6 +49,10 @@ typedef struct fs_config {
 } fs_config;
 
 /* The signal-processing codec's parameters and tables (fs_vocoder.c). */
+/* The vocoder equaliser's FIR filter ("vocoder_eq"): taps -FS_EQ_HALF..FS_EQ_HALF
+ * (vocoder.py: EQ_HALF, eq_taps). */
+#define FS_EQ_HALF 128
+
 typedef struct fs_vocoder {
     int hop, win, n_fft, bands, yin_win, iters, tau_min, tau_max;
     uint64_t noise_seed;
@@ -60,6 +64,7 @@ typedef struct fs_vocoder {
     float *mean, *scale;    /* [latent_dim] latent = (feature - mean) / scale */
     int *band_lo, *band_hi; /* [bands] each triangle's nonzero bins [lo, hi) */
     int *bin_band;          /* [n_fft / 2 + 1] the first band whose range reaches the bin */
+    double *eq_taps;        /* [FS_EQ_HALF + 1] the equaliser's taps 0.. (symmetric), or NULL */
 } fs_vocoder;
 
 typedef struct fs_lin {

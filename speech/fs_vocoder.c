@@ -2,7 +2,8 @@
  * Encoder: per frame log F0 (YIN, interpolated through unvoiced frames),
  * voicing and log mel-band powers, normalised with config constants.
  * Decoder: pulses at F0 mixed with noise by the voicing, shaped per frame
- * so its mel-band powers match the latent's, Hann overlap-add.
+ * so its mel-band powers match the latent's, Hann overlap-add, then the
+ * fixed equaliser's FIR filter when the config has "vocoder_eq".
  * tools/reference/flashspeech/vocoder.py is the twin (float64 there,
  * double here); its docstring has the definitions. */
 #include <cjson/cJSON.h>
@@ -23,6 +24,8 @@
 #define VOICED_MAX_APERIODICITY 0.35
 #define VOICED_MIN_RMS          1e-3
 #define DEFAULT_F0              120.0
+/* vocoder_eq's bound: 80 dB of log amplitude, ln(1e4) */
+#define EQ_MAX_LOG 9.210340371976184
 
 static const double two_pi = 6.283185307179586476925286766559;
 
@@ -89,6 +92,49 @@ static void mel_filters(fs_vocoder *v, int sr)
     }
 }
 
+/* "vocoder_eq" (optional): n_fft / 2 + 1 log amplitudes over 0..sr/2 ->
+ * the zero-phase FIR taps of that response (vocoder.py: eq_taps): the
+ * inverse real DFT of exp(eq), Blackman-windowed, taps 0..FS_EQ_HALF kept
+ * (the filter is symmetric). */
+static frt_status eq_open(fs_vocoder *v, cJSON *root, const char *path)
+{
+    const cJSON *eq = cJSON_GetObjectItemCaseSensitive(root, "vocoder_eq");
+    if (!eq || cJSON_IsNull(eq)) return FRT_OK;
+    int n = v->n_fft, bins = n / 2 + 1;
+    if (!cJSON_IsArray(eq) || cJSON_GetArraySize(eq) != bins)
+        return frt_error_at(FRT_ERR_FORMAT, path, "vocoder_eq", -1,
+                            "vocoder_eq must be an array of vocoder_n_fft / 2 + 1 (%d) numbers",
+                            bins);
+    if (n <= 2 * FS_EQ_HALF)
+        return frt_error_at(FRT_ERR_FORMAT, path, "vocoder_eq", -1,
+                            "vocoder_eq needs vocoder_n_fft > %d", 2 * FS_EQ_HALF);
+    double *h = frt_alloc((size_t)bins * sizeof(double));
+    v->eq_taps = frt_alloc((FS_EQ_HALF + 1) * sizeof(double));
+    if (!h || !v->eq_taps) {
+        frt_free(h);
+        return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory (vocoder_eq)");
+    }
+    for (int k = 0; k < bins; k++) {
+        const cJSON *e = cJSON_GetArrayItem(eq, k);
+        double lv = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+        if (!(fabs(lv) <= EQ_MAX_LOG)) {
+            frt_free(h);
+            return frt_error_at(FRT_ERR_FORMAT, path, "vocoder_eq", -1,
+                                "vocoder_eq[%d] must be a number in [-%.4g, %.4g]", k, EQ_MAX_LOG,
+                                EQ_MAX_LOG);
+        }
+        h[k] = exp(lv);
+    }
+    for (int j = 0; j <= FS_EQ_HALF; j++) {
+        double s = h[0] + (j % 2 ? -h[bins - 1] : h[bins - 1]);
+        for (int k = 1; k < bins - 1; k++) s += 2.0 * h[k] * cos(two_pi * (double)((k * j) % n) / n);
+        double a = 3.14159265358979323846 * j / (FS_EQ_HALF + 1);
+        v->eq_taps[j] = s / n * (0.42 + 0.5 * cos(a) + 0.08 * cos(2.0 * a));
+    }
+    frt_free(h);
+    return FRT_OK;
+}
+
 frt_status fs_vocoder_open(fs_vocoder *v, fs_config *cfg, const frt_config *c, cJSON *root,
                            const char *path)
 {
@@ -137,6 +183,7 @@ frt_status fs_vocoder_open(fs_vocoder *v, fs_config *cfg, const frt_config *c, c
         return frt_error(FRT_ERR_NOMEM, "flashspeech: out of memory (vocoder tables)");
     FRT_TRY(get_float_array(root, path, "vocoder_mean", d, false, v->mean));
     FRT_TRY(get_float_array(root, path, "vocoder_scale", d, true, v->scale));
+    FRT_TRY(eq_open(v, root, path));
     v->band_hi = v->band_lo + v->bands;
     v->bin_band = v->band_hi + v->bands;
     for (int j = 0; j < v->win; j++) v->window[j] = 0.5 - 0.5 * cos(two_pi * j / v->win);
@@ -158,6 +205,7 @@ void fs_vocoder_free(fs_vocoder *v)
     frt_free(v->mean);
     frt_free(v->scale);
     frt_free(v->band_lo);
+    frt_free(v->eq_taps);
     memset(v, 0, sizeof(*v));
 }
 
@@ -460,6 +508,21 @@ frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f
         for (int j = 0; j < v->n_fft; j++) {
             int64_t s = start + j;
             if (s >= 0 && s < n) out[s] += re[j] / v->n_fft;
+        }
+    }
+    if (v->eq_taps) {
+        /* the equaliser: zero-phase FIR, zeros outside the output */
+        const double *h = v->eq_taps;
+        memcpy(exc, out, (size_t)n * sizeof(double));
+        for (int64_t s = 0; s < n; s++) {
+            if (s % 16384 == 0) FRT_TRY(fs_poll_cancel(m));
+            double acc = h[0] * exc[s];
+            if (s >= FS_EQ_HALF && s + FS_EQ_HALF < n)
+                for (int j = 1; j <= FS_EQ_HALF; j++) acc += h[j] * (exc[s - j] + exc[s + j]);
+            else
+                for (int j = 1; j <= FS_EQ_HALF; j++)
+                    acc += h[j] * ((s - j >= 0 ? exc[s - j] : 0.0) + (s + j < n ? exc[s + j] : 0.0));
+            out[s] = acc;
         }
     }
     for (int64_t s = 0; s < n; s++) pcm[s] = (float)out[s];

@@ -1134,3 +1134,145 @@ Test(fs_checkpoint, vocoder_bad_config)
     cr_assert_eq(open_vocoder_edited("\"vocoder_win\": 400", "\"vocoder_win\": 401"),
                  FRT_ERR_FORMAT);
 }
+
+/* ---- the vocoder's fixed equaliser ("vocoder_eq") ------------------------------ */
+
+/* The tiny vocoder model with "vocoder_eq": eq_of(k) for every bin k (NULL:
+ * the config as it is), or the raw JSON value `raw` when given. */
+static frt_status open_vocoder_eq(double (*eq_of)(int), const char *raw, frt_fs_model **out)
+{
+    size_t n;
+    char *cfg = read_all(TINY_VOC "/config.json", &n);
+    const char *key = "\"vocoder_bands\": 14";
+    char *at = strstr(cfg, key);
+    cr_assert(at, "config lacks %s", key);
+    size_t room = n + 64 * 257 + (raw ? strlen(raw) : 0) + 64, pre = (size_t)(at - cfg);
+    char *text = malloc(room);
+    cr_assert(text);
+    memcpy(text, cfg, pre);
+    size_t len = pre + (size_t)sprintf(text + pre, "%s", key);
+    if (raw)
+        len += (size_t)sprintf(text + len, ", \"vocoder_eq\": %s", raw);
+    else if (eq_of) {
+        len += (size_t)sprintf(text + len, ", \"vocoder_eq\": [");
+        for (int k = 0; k < 257; k++)
+            len += (size_t)sprintf(text + len, "%s%.17g", k ? ", " : "", eq_of(k));
+        len += (size_t)sprintf(text + len, "]");
+    }
+    strcpy(text + len, at + strlen(key));
+    frt_st *st;
+    cr_assert_eq(frt_st_open(TINY_VOC, &st), FRT_OK, "%s", frt_last_error());
+    *out = NULL;
+    frt_status s = frt_fs_model_open_st(text, st, NULL, out);
+    frt_st_close(st);
+    free(text);
+    free(cfg);
+    return s;
+}
+
+static double eq_half(int k)
+{
+    (void)k;
+    return log(0.5);
+}
+
+/* -80 dB above 4 kHz (bin 128 of 512 at 16 kHz) */
+static double eq_lowpass(int k)
+{
+    return k > 128 ? log(1e-4) : 0.0;
+}
+
+static float *decode_with(frt_fs_model *m, int64_t *samples)
+{
+    int64_t n;
+    const float *z = g32("vocoder_decoder.z", &n);
+    int64_t t = n / m->cfg.latent_dim;
+    float *pcm = buf((size_t)(t * m->cfg.hop));
+    m->arena.used = 0;
+    cr_assert_eq(fs_vocoder_decode(m, z, NULL, t, pcm), FRT_OK, "%s", frt_last_error());
+    *samples = t * m->cfg.hop;
+    return pcm;
+}
+
+/* Power of x [n] above and below bin `split` of an n_fft 512 spectrum,
+ * summed over 512-sample blocks (naive DFT: the test's own arithmetic). */
+static void split_power(const float *x, int64_t n, int split, double *lo, double *hi)
+{
+    *lo = *hi = 0;
+    for (int64_t s = 0; s + 512 <= n; s += 512)
+        for (int k = 1; k < 256; k++) {
+            if (k >= split - 8 && k <= split + 8) continue; /* the edge's leakage */
+            double re = 0, im = 0, tau = 6.283185307179586;
+            for (int j = 0; j < 512; j++) {
+                double w = 0.5 - 0.5 * cos(tau * j / 512), a = tau * k * j / 512;
+                re += w * x[s + j] * cos(a), im -= w * x[s + j] * sin(a);
+            }
+            *(k < split ? lo : hi) += re * re + im * im;
+        }
+}
+
+Test(fs_vocoder, eq_scales_the_output)
+{
+    frt_fs_model *flat, *half;
+    cr_assert_eq(open_vocoder_eq(NULL, NULL, &flat), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_eq(eq_half, NULL, &half), FRT_OK, "%s", frt_last_error());
+    cr_assert_not_null(half->voc.eq_taps);
+    cr_assert_null(flat->voc.eq_taps);
+    int64_t n, n2;
+    float *a = decode_with(flat, &n), *b = decode_with(half, &n2);
+    cr_assert_eq(n, n2);
+    double peak = 0, err = 0;
+    for (int64_t s = 0; s < n; s++) {
+        peak = fmax(peak, fabs(a[s]));
+        err = fmax(err, fabs(0.5 * a[s] - b[s]));
+    }
+    cr_assert(peak > 1e-3 && err < 1e-6 * peak, "peak %g, |0.5 a - b| %g", peak, err);
+    frt_free(a);
+    frt_free(b);
+    frt_fs_model_close(half);
+    frt_fs_model_close(flat);
+}
+
+Test(fs_vocoder, eq_shapes_the_spectrum)
+{
+    frt_fs_model *flat, *lp;
+    cr_assert_eq(open_vocoder_eq(NULL, NULL, &flat), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_eq(eq_lowpass, NULL, &lp), FRT_OK, "%s", frt_last_error());
+    int64_t n;
+    float *a = decode_with(flat, &n), *b = decode_with(lp, &n);
+    double alo, ahi, blo, bhi;
+    split_power(a, n, 128, &alo, &ahi);
+    split_power(b, n, 128, &blo, &bhi);
+    /* below 4 kHz nearly as it was, above it ~80 dB down (the 257-tap
+     * Blackman-windowed filter's stop band: at least 50 dB) */
+    cr_assert(ahi > 0 && alo > 0, "flat: %g / %g", alo, ahi);
+    cr_assert(fabs(10 * log10(blo / alo)) < 1.0, "low band %g -> %g", alo, blo);
+    cr_assert(10 * log10(ahi / bhi) > 50.0, "high band %g -> %g", ahi, bhi);
+    frt_free(a);
+    frt_free(b);
+    frt_fs_model_close(lp);
+    frt_fs_model_close(flat);
+}
+
+Test(fs_checkpoint, vocoder_bad_eq)
+{
+    frt_fs_model *m;
+    cr_assert_eq(open_vocoder_eq(NULL, "[0, 0]", &m), FRT_ERR_FORMAT);
+    cr_assert(strstr(frt_last_error(), "vocoder_eq"), "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_eq(NULL, "{}", &m), FRT_ERR_FORMAT);
+    cr_assert_eq(open_vocoder_eq(NULL, "\"flat\"", &m), FRT_ERR_FORMAT);
+    /* 257 entries, one of them out of range / not a number */
+    char raw[257 * 8 + 16], *p = raw;
+    for (int bad = 0; bad < 3; bad++) {
+        p = raw + sprintf(raw, "[");
+        for (int k = 0; k < 257; k++)
+            p += sprintf(p, "%s%s", k ? ", " : "",
+                         k != 100 ? "0" : bad == 0 ? "12" : bad == 1 ? "-9.3" : "null");
+        sprintf(p, "]");
+        cr_assert_eq(open_vocoder_eq(NULL, raw, &m), FRT_ERR_FORMAT, "bad %d", bad);
+        cr_assert(strstr(frt_last_error(), "vocoder_eq[100]"), "%s", frt_last_error());
+    }
+    cr_assert_eq(open_vocoder_eq(NULL, "null", &m), FRT_OK, "%s", frt_last_error());
+    cr_assert_null(m->voc.eq_taps);
+    frt_fs_model_close(m);
+}

@@ -21,6 +21,12 @@ Gaussian noise from noise.Generator(noise_seed). Per frame the windowed
 excitation's spectrum is scaled so its mel-band powers match the frame's
 targets: the gain of band b is sqrt(max(exp(f_b) - floor, 0) / E_exc_b), spread over the bins by
 the same triangles; windows overlap-add (Hann at half overlap sums to one).
+With "vocoder_eq" in the config (n_fft / 2 + 1 log amplitudes, natural
+log, over 0..sr/2), the output then goes through the zero-phase FIR filter
+of that response (eq_taps: 257 taps): the codec's fixed equaliser, calibrated by tools/speechtrain/calibrate_eq.py so that decoded
+audio has the mean log spectrum of the audio it was analysed from (the
+band powers alone leave the spectrum's fine shape, e.g. the corpus
+resampler's cut-off above 7.6 kHz, and the valleys between harmonics).
 """
 
 import math
@@ -50,6 +56,10 @@ class Params:
         self.noise_seed = g("vocoder_noise_seed", 0)
         self.yin_win = g("vocoder_yin_win", 512)
         self.iters = g("vocoder_iters", 4)
+        eq = g("vocoder_eq", None)
+        self.eq = None if eq is None else np.asarray(eq, dtype=np.float64)
+        if self.eq is not None:
+            assert self.eq.shape == (self.n_fft // 2 + 1,) and np.isfinite(self.eq).all()
         self.dim = 2 + self.bands
 
 
@@ -205,7 +215,27 @@ def synthesise(feat, p, lf0=None):
     for i in range(t):
         s = i * p.hop + p.hop // 2 - p.win // 2 + p.n_fft
         out[s : s + p.n_fft] += y[i]
-    return out[p.n_fft : p.n_fft + n]
+    out = out[p.n_fft : p.n_fft + n]
+    if p.eq is not None:
+        out = np.convolve(out, eq_taps(p))[EQ_HALF : EQ_HALF + n]
+    return out
+
+
+# The equaliser's FIR filter: 2 EQ_HALF + 1 taps, zero phase.
+EQ_HALF = 128
+
+
+def eq_taps(p):
+    """[2 EQ_HALF + 1] taps of the zero-phase FIR filter whose response
+    is exp(eq) (eq [n_fft / 2 + 1] log amplitudes over 0..sr/2): the
+    inverse real DFT of exp(eq), taps -EQ_HALF..EQ_HALF, Blackman-windowed."""
+    n = p.n_fft
+    assert 2 * EQ_HALF < n
+    h = np.fft.irfft(np.exp(p.eq), n)
+    j = np.arange(-EQ_HALF, EQ_HALF + 1)
+    a = math.pi * j / (EQ_HALF + 1)
+    w = 0.42 + 0.5 * np.cos(a) + 0.08 * np.cos(2.0 * a)
+    return h[j % n] * w
 
 
 def normalise(feat, mean, scale):

@@ -446,12 +446,22 @@ static void wino_blk_task(void *arg, int ith, int nth)
     long b0, b1;
     frt_split_range((long)a->nblk, ith, nth, &b0, &b1);
     if (b0 < b1)
-        a->k->wino_blocks(&a->j, b0, b1, a->scratch + ith * frt_wino_scratch(a->j.k, a->j.cin));
+        a->k->wino_blocks(&a->j, b0, b1,
+                          a->scratch + ith * frt_wino_scratch(a->j.m + a->j.k - 1, a->j.cin));
 }
 
-/* Stride-1 convolutions with 3 or 5 taps and enough channels as Winograd
- * F(4, k): 2x (k = 3) or 2.5x (k = 5) fewer multiplies. False (nothing
- * written) where it does not apply or its scratch cannot be had. */
+/* Tiles of m outputs: per phase p < dil, the outputs p, p + dil, ... */
+static int64_t wino_tiles(int64_t tout, int64_t dil, int64_t m)
+{
+    int64_t n = 0;
+    for (int64_t p = 0; p < dil && p < tout; p++) n += ceil_div(ceil_div(tout - p, dil), m);
+    return n;
+}
+
+/* Stride-1 convolutions with 3 or 5 taps and enough channels as Winograd:
+ * F(4, 5) (2.5x fewer multiplies), F(4, 3) or F(6, 3) (2x, 2.25x), the one
+ * with less work once the tiles are padded to whole vectors. False
+ * (nothing written) where it does not apply or its scratch cannot be had. */
 static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const float *w,
                         const float *b, int64_t cin, int64_t tin, int64_t cout, int64_t kw,
                         int stride, int pad, int dil, int groups, int64_t tout, frt_pool *pool)
@@ -460,33 +470,36 @@ static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const fl
         cout < 16 || tout < 32 || cout * cin * kw * tout < WINO_MIN_WORK || tin > (1 << 28) ||
         pad > (1 << 20) || dil > (1 << 20))
         return false;
-    /* tiles: per phase p < dil, the outputs p, p + dil, ... in fours */
-    int64_t ntiles = 0;
-    for (int64_t p = 0; p < dil && p < tout; p++) ntiles += ceil_div(ceil_div(tout - p, dil), 4);
+    int64_t m = 4, ntiles = wino_tiles(tout, dil, 4);
+    if (kw == 3) {
+        int64_t n6 = wino_tiles(tout, dil, 6);
+        if (8 * ceil_div(n6, 16) < 6 * ceil_div(ntiles, 16)) m = 6, ntiles = n6;
+    }
     /* a wide dilation leaves the tiles part-empty */
-    if (4 * ntiles > tout + tout / 4) return false;
+    if (m * ntiles > tout + tout / 4) return false;
+    const int64_t npt = m + kw - 1; /* transform points */
     int64_t np = ceil_div(ntiles, 16) * 16;
     int nth = frt_pool_size(pool);
-    size_t per = (size_t)frt_wino_scratch(kw, cin);
-    size_t floats = (size_t)(kw + 3) * (size_t)cin * (size_t)np + (size_t)nth * per;
+    size_t per = (size_t)frt_wino_scratch(npt, cin);
+    size_t floats = (size_t)npt * (size_t)cin * (size_t)np + (size_t)nth * per;
     size_t bytes = floats * sizeof(float) + 3 * (size_t)np * sizeof(int32_t);
     void *mem = NULL;
     if (posix_memalign(&mem, 64, bytes) != 0) return false;
-    float *v = mem, *scratch = v + (size_t)(kw + 3) * (size_t)cin * (size_t)np;
+    float *v = mem, *scratch = v + (size_t)npt * (size_t)cin * (size_t)np;
     int32_t *t_in = (int32_t *)(scratch + (size_t)nth * per), *t_out = t_in + np, *cnt = t_out + np;
     int64_t n = 0;
     for (int64_t p = 0; p < dil && p < tout; p++) {
         int64_t mp = ceil_div(tout - p, dil);
-        for (int64_t q = 0; q < mp; q += 4, n++) {
+        for (int64_t q = 0; q < mp; q += m, n++) {
             t_out[n] = (int32_t)(p + q * dil);
             t_in[n] = (int32_t)(p + q * dil - pad);
-            cnt[n] = (int32_t)(mp - q < 4 ? mp - q : 4);
+            cnt[n] = (int32_t)(mp - q < m ? mp - q : m);
         }
     }
     for (; n < np; n++) t_in[n] = t_out[n] = cnt[n] = 0;
     wino_arg a = {
         .k = k,
-        .j = {y, x, w, b, cin, tin, cout, tout, kw, pad, dil, np, t_in, t_out, cnt, v},
+        .j = {y, x, w, b, cin, tin, cout, tout, kw, pad, dil, m, np, t_in, t_out, cnt, v},
         .scratch = scratch,
         .nblk = ceil_div(cout, FRT_WINO_CO),
     };

@@ -228,11 +228,11 @@ static void conv1d_avx512(const frt_conv1d_job *j, int64_t co0, int64_t co1, int
     }
 }
 
-/* ---- Winograd F(4, k), k = 3 or 5 ------------------------------------------ */
+/* ---- Winograd F(4, 3), F(6, 3), F(4, 5) ------------------------------------- */
 
-/* Points 0, 1, -1, 2, -2 (and 1/2, -1/2 for k = 5) and infinity; B^T, G and
- * A^T checked exactly in rational arithmetic (y = A^T ((G g) . (B^T d)) is
- * the correlation of the k taps g with the k + 3 inputs d). */
+/* Points 0, 1, -1, 2, -2 (and 1/2, -1/2 for 8 points) and infinity; B^T,
+ * G and A^T checked exactly in rational arithmetic (y = A^T ((G g) .
+ * (B^T d)) is the correlation of the k taps g with the m + k - 1 inputs d). */
 static const float W3_BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
                                   {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
 static const float W3_G[6][3] = {{1.0f / 4, 0, 0},
@@ -243,7 +243,7 @@ static const float W3_G[6][3] = {{1.0f / 4, 0, 0},
                                  {0, 0, 1}};
 static const float W3_AT[4][6] = {
     {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
-static const float W5_BT[8][8] = {{-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
+static const float W8_BT[8][8] = {{-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
                                   {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
                                   {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
                                   {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
@@ -264,6 +264,20 @@ static const float W5_AT[4][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
                                   {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
                                   {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
                                   {0, 1, -1, 8, -8, 0.125f, -0.125f, 1}};
+static const float W63_G[8][3] = {{-1, 0, 0},
+                                  {-2.0f / 9, -2.0f / 9, -2.0f / 9},
+                                  {-2.0f / 9, 2.0f / 9, -2.0f / 9},
+                                  {1.0f / 90, 1.0f / 45, 2.0f / 45},
+                                  {1.0f / 90, -1.0f / 45, 2.0f / 45},
+                                  {32.0f / 45, 16.0f / 45, 8.0f / 45},
+                                  {32.0f / 45, -16.0f / 45, 8.0f / 45},
+                                  {0, 0, 1}};
+static const float W63_AT[6][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                   {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+                                   {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+                                   {0, 1, -1, 8, -8, 0.125f, -0.125f, 0},
+                                   {0, 1, 1, 16, 16, 0.0625f, 0.0625f, 0},
+                                   {0, 1, -1, 32, -32, 0.03125f, -0.03125f, 1}};
 
 /* a + c x, skipping the zero coefficients of the tables (constants after
  * unrolling) */
@@ -278,7 +292,7 @@ static inline __attribute__((always_inline)) __m512 wmad(float c, __m512 x, __m5
 static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *j, int64_t ci0,
                                                             int64_t ci1, const int n)
 {
-    const float *bt = n == 6 ? &W3_BT[0][0] : &W5_BT[0][0];
+    const float *bt = n == 6 ? &W3_BT[0][0] : &W8_BT[0][0];
     const int64_t cin = j->cin, np = j->npad;
     const __m512i tin = _mm512_set1_epi32((int)j->tin), zero = _mm512_setzero_si512();
     for (int64_t t = 0; t < np; t += 16) {
@@ -311,7 +325,7 @@ static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *
 
 static void wino_in_avx512(const frt_wino_job *j, int64_t ci0, int64_t ci1)
 {
-    if (j->k == 3)
+    if (j->m + j->k == 7)
         wino_in_n(j, ci0, ci1, 6);
     else
         wino_in_n(j, ci0, ci1, 8);
@@ -345,11 +359,12 @@ static inline __attribute__((always_inline)) void wino_gemm(const float *v, int6
 }
 
 static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_job *j, int64_t b0,
-                                                                int64_t b1, float *scr, const int n,
+                                                                int64_t b1, float *scr, const int m,
                                                                 const int k)
 {
-    const float *g = k == 3 ? &W3_G[0][0] : &W5_G[0][0];
-    const float *at = k == 3 ? &W3_AT[0][0] : &W5_AT[0][0];
+    const int n = m + k - 1;
+    const float *g = k == 5 ? &W5_G[0][0] : m == 4 ? &W3_G[0][0] : &W63_G[0][0];
+    const float *at = k == 5 ? &W5_AT[0][0] : m == 4 ? &W3_AT[0][0] : &W63_AT[0][0];
     const int64_t cin = j->cin, np = j->npad;
     float *u = scr;                           /* [n][CO][cin] */
     float *mm = scr + n * FRT_WINO_CO * cin; /* [n][CO][64] */
@@ -404,12 +419,12 @@ static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_j
             for (int xi = 0; xi < n; xi++) {
                 const float *v = j->v + xi * cin * np + t0;
                 const float *ux = u + xi * FRT_WINO_CO * cin;
-                float *m = mm + xi * FRT_WINO_CO * 64;
+                float *mx = mm + xi * FRT_WINO_CO * 64;
                 switch (nv) {
-                case 1: wino_gemm(v, np, ux, cin, m, 1); break;
-                case 2: wino_gemm(v, np, ux, cin, m, 2); break;
-                case 3: wino_gemm(v, np, ux, cin, m, 3); break;
-                default: wino_gemm(v, np, ux, cin, m, 4); break;
+                case 1: wino_gemm(v, np, ux, cin, mx, 1); break;
+                case 2: wino_gemm(v, np, ux, cin, mx, 2); break;
+                case 3: wino_gemm(v, np, ux, cin, mx, 3); break;
+                default: wino_gemm(v, np, ux, cin, mx, 4); break;
                 }
             }
             /* y = A^T M (+ bias), scattered to the tiles' output steps */
@@ -423,8 +438,8 @@ static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_j
                         mv[xi] = _mm512_loadu_ps(mm + (xi * FRT_WINO_CO + c) * 64 + 16 * t);
                     const __m512 bias = _mm512_set1_ps(j->b ? j->b[co0 + c] : 0.0f);
                     float *yr = j->y + (co0 + c) * j->tout;
-#pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++) {
+#pragma GCC unroll 8
+                    for (int i = 0; i < m; i++) {
                         __m512 a = bias;
 #pragma GCC unroll 8
                         for (int xi = 0; xi < n; xi++) a = wmad(at[i * n + xi], mv[xi], a);
@@ -440,10 +455,12 @@ static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_j
 
 static void wino_blocks_avx512(const frt_wino_job *j, int64_t b0, int64_t b1, float *scr)
 {
-    if (j->k == 3)
+    if (j->k == 5)
+        wino_blocks_n(j, b0, b1, scr, 4, 5);
+    else if (j->m == 6)
         wino_blocks_n(j, b0, b1, scr, 6, 3);
     else
-        wino_blocks_n(j, b0, b1, scr, 8, 5);
+        wino_blocks_n(j, b0, b1, scr, 4, 3);
 }
 
 const frt_ops_isa frt_ops_avx512 = {

@@ -16,26 +16,28 @@ typedef struct frt_conv1d_job {
     int64_t stride, pad, dil;
 } frt_conv1d_job;
 
-/* Winograd F(4, k) for k = 3 or 5 (stride 1, one group): outputs in tiles
- * of 4 steps spaced dil apart (the steps of one phase t mod dil), each tile
- * reading k + 3 inputs spaced dil apart. Per transform point xi (n = k + 3
- * of them), Y_xi [cout, tiles] = U_xi [cout, cin] V_xi [cin, tiles] with
- * U = G w (per channel pair) and V = B^T x (per input tile); y = A^T Y. */
+/* Winograd F(m, k), (m, k) = (4, 3), (6, 3) or (4, 5) (stride 1, one
+ * group): outputs in tiles of m steps spaced dil apart (the steps of one
+ * phase t mod dil), each tile reading n = m + k - 1 inputs spaced dil
+ * apart. Per transform point xi (n of them), Y_xi [cout, tiles] =
+ * U_xi [cout, cin] V_xi [cin, tiles] with U = G w (per channel pair) and
+ * V = B^T x (per input tile); y = A^T Y. */
 enum { FRT_WINO_CO = 6, FRT_WINO_TV = 4 };
 typedef struct frt_wino_job {
     float *y;
     const float *x, *w, *b;
     int64_t cin, tin, cout, tout, k, pad, dil;
+    int64_t m;    /* outputs per tile */
     int64_t npad; /* tiles rounded up to 16 */
     /* per tile (npad entries): first input step (may be negative), first
      * output step, outputs in it (0 for the padding tiles) */
     const int32_t *tin0, *tout0, *count;
-    float *v; /* [k + 3][cin][npad] transformed inputs */
+    float *v; /* [n][cin][npad] transformed inputs */
 } frt_wino_job;
-/* Floats of per-thread scratch that wino_blocks needs. */
-static inline int64_t frt_wino_scratch(int64_t k, int64_t cin)
+/* Floats of per-thread scratch that wino_blocks needs for n points. */
+static inline int64_t frt_wino_scratch(int64_t n, int64_t cin)
 {
-    return (k + 3) * FRT_WINO_CO * (cin + 16 * FRT_WINO_TV);
+    return n * FRT_WINO_CO * (cin + 16 * FRT_WINO_TV);
 }
 
 /* Single-threaded kernels on one contiguous range or row. */

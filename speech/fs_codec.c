@@ -6,6 +6,8 @@
 
 #include "error.h"
 #include "fs_internal.h"
+#include "ops.h"
+#include "threadpool.h"
 
 /* x [c, len] += conv2(SiLU(conv1_dil(SiLU(x)))); a, y [c, len] scratch. */
 static frt_status res_unit(frt_fs_model *m, const fs_res_unit *r, float *x, int64_t len, int dil,
@@ -16,7 +18,7 @@ static frt_status res_unit(frt_fs_model *m, const fs_res_unit *r, float *x, int6
     FRT_TRY(fs_conv_same(m->be, y, a, len, &r->conv1, dil));
     FRT_TRY(fs_act(m->be, a, y, n, FRT_ACT_SILU));
     FRT_TRY(fs_conv1d(m->be, y, a, len, &r->conv2, 1, 0, 1));
-    for (size_t j = 0; j < n; j++) x[j] += y[j];
+    frt_cpu_add(x, x, y, (int64_t)n, (int64_t)n, frt_pool_default());
     return FRT_OK;
 }
 

@@ -72,28 +72,29 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
     FRT_TRY(time_embedding(m, wn, c_noise, temb));
     memset(skip, 0, (size_t)n * sizeof(float));
     const float inv_sqrt2 = (float)(1.0 / sqrt(2.0));
+    frt_pool *pool = frt_pool_default();
     for (int i = 0; i < wn->layers; i++) {
         const fs_wn_layer *l = &wn->l[i];
         FRT_TRY(fs_poll_cancel(m));
         FRT_TRY(fs_linear(m->be, tl, temb, 1, &l->time));
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < t; j++) u[c * t + j] = h[c * t + j] + tl[c];
+        /* the element-wise steps go through the vector kernels (this file
+         * is built for the baseline ISA), the large ones split over the pool */
+        for (int64_t c = 0; c < ch; c++) frt_cpu_add(u + c * t, h + c * t, tl + c, t, 1, NULL);
         int dil = 1 << (i % m->cfg.wn_dilation_cycle);
         FRT_TRY(fs_conv_same(m->be, z, u, t, &l->conv, dil));
         FRT_TRY(fs_conv1d(m->be, o, cond, t, &l->cond, 1, 0, 1));
-        for (int64_t j = 0; j < 2 * n; j++) z[j] += o[j];
+        frt_cpu_add(z, z, o, 2 * n, 2 * n, pool);
         if (l->film) FRT_TRY(film(m, l, ch, u, t, spk, z));
         /* u is free again: it takes the gate; vectorised exp, split over the
          * pool (libm's tanhf and expf cost about as much as a small conv) */
-        frt_cpu_gate(u, z, z + n, n, frt_pool_default());
+        frt_cpu_gate(u, z, z + n, n, pool);
         FRT_TRY(fs_conv1d(m->be, o, u, t, &l->out, 1, 0, 1));
-        for (int64_t j = 0; j < n; j++) {
-            h[j] = (h[j] + o[j]) * inv_sqrt2;
-            skip[j] += o[n + j];
-        }
+        frt_cpu_add(h, h, o, n, n, pool);
+        frt_cpu_scale(h, h, inv_sqrt2, n, pool);
+        frt_cpu_add(skip, skip, o + n, n, n, pool);
     }
     float s = (float)(1.0 / sqrt((double)wn->layers));
-    for (int64_t j = 0; j < n; j++) skip[j] *= s;
+    frt_cpu_scale(skip, skip, s, n, pool);
     FRT_TRY(fs_conv1d(m->be, h, skip, t, &wn->skip_proj, 1, 0, 1));
     FRT_TRY(fs_act(m->be, h, h, (size_t)n, FRT_ACT_RELU));
     FRT_TRY(fs_conv1d(m->be, y, h, t, &wn->out_proj, 1, 0, 1));

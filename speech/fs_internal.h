@@ -57,6 +57,7 @@ typedef struct fs_vocoder {
     int hop, win, n_fft, bands, yin_win, iters, tau_min, tau_max;
     uint64_t noise_seed;
     double floor;
+    double noise_gain;      /* the noise's weight in voiced excitation */
     double *window;         /* [win] periodic Hann */
     double *mel;            /* [bands, n_fft / 2 + 1] triangles */
     double *mel_norm;       /* [n_fft / 2 + 1] their sum per bin */

@@ -149,6 +149,10 @@ frt_status fs_vocoder_open(fs_vocoder *v, fs_config *cfg, const frt_config *c, c
     FRT_TRY(get_int(c, "vocoder_iters", 4, 0, 64, &v->iters));
     FRT_TRY(frt_config_int(c, "vocoder_noise_seed", 0, 0, INT64_MAX, &seed));
     FRT_TRY(frt_config_float(c, "vocoder_floor", 1e-6, &floor_));
+    FRT_TRY(frt_config_float(c, "vocoder_noise_gain", 1.0, &v->noise_gain));
+    if (!(v->noise_gain > 0 && v->noise_gain <= 1))
+        return frt_error_at(FRT_ERR_FORMAT, path, "vocoder_noise_gain", -1,
+                            "vocoder_noise_gain must be in (0, 1]");
     if (!(floor_ > 0) || !isfinite(floor_))
         return frt_error_at(FRT_ERR_FORMAT, path, "vocoder_floor", -1,
                             "vocoder_floor must be positive and finite");
@@ -471,7 +475,7 @@ frt_status fs_vocoder_decode(frt_fs_model *m, const float *z, const float *log_f
             phase -= floor(phase);
             pulse = sqrt(sr / f0);
         }
-        exc[s] = sqrt(vs) * pulse + sqrt(1.0 - vs) * noise[s];
+        exc[s] = sqrt(vs) * pulse + v->noise_gain * sqrt(1.0 - vs) * noise[s];
         out[s] = 0;
     }
 

@@ -1137,29 +1137,21 @@ Test(fs_checkpoint, vocoder_bad_config)
 
 /* ---- the vocoder's fixed equaliser ("vocoder_eq") ------------------------------ */
 
-/* The tiny vocoder model with "vocoder_eq": eq_of(k) for every bin k (NULL:
- * the config as it is), or the raw JSON value `raw` when given. */
-static frt_status open_vocoder_eq(double (*eq_of)(int), const char *raw, frt_fs_model **out)
+/* The tiny vocoder model with `extra` (JSON members) after its
+ * "vocoder_bands", opened into *out. */
+static frt_status open_vocoder_with(const char *extra, frt_fs_model **out)
 {
     size_t n;
     char *cfg = read_all(TINY_VOC "/config.json", &n);
     const char *key = "\"vocoder_bands\": 14";
     char *at = strstr(cfg, key);
     cr_assert(at, "config lacks %s", key);
-    size_t room = n + 64 * 257 + (raw ? strlen(raw) : 0) + 64, pre = (size_t)(at - cfg);
-    char *text = malloc(room);
+    size_t pre = (size_t)(at - cfg) + strlen(key);
+    char *text = malloc(n + strlen(extra) + 1);
     cr_assert(text);
     memcpy(text, cfg, pre);
-    size_t len = pre + (size_t)sprintf(text + pre, "%s", key);
-    if (raw)
-        len += (size_t)sprintf(text + len, ", \"vocoder_eq\": %s", raw);
-    else if (eq_of) {
-        len += (size_t)sprintf(text + len, ", \"vocoder_eq\": [");
-        for (int k = 0; k < 257; k++)
-            len += (size_t)sprintf(text + len, "%s%.17g", k ? ", " : "", eq_of(k));
-        len += (size_t)sprintf(text + len, "]");
-    }
-    strcpy(text + len, at + strlen(key));
+    strcpy(text + pre, extra);
+    strcat(text, cfg + pre);
     frt_st *st;
     cr_assert_eq(frt_st_open(TINY_VOC, &st), FRT_OK, "%s", frt_last_error());
     *out = NULL;
@@ -1167,6 +1159,27 @@ static frt_status open_vocoder_eq(double (*eq_of)(int), const char *raw, frt_fs_
     frt_st_close(st);
     free(text);
     free(cfg);
+    return s;
+}
+
+/* ... with "vocoder_eq": eq_of(k) for every bin k (neither: the config as
+ * it is), or the raw JSON value `raw` when given. */
+static frt_status open_vocoder_eq(double (*eq_of)(int), const char *raw, frt_fs_model **out)
+{
+    char *extra = malloc(64 * 257 + (raw ? strlen(raw) : 0) + 64);
+    cr_assert(extra);
+    size_t len = 0;
+    extra[0] = 0;
+    if (raw)
+        len += (size_t)sprintf(extra, ", \"vocoder_eq\": %s", raw);
+    else if (eq_of) {
+        len += (size_t)sprintf(extra, ", \"vocoder_eq\": [");
+        for (int k = 0; k < 257; k++)
+            len += (size_t)sprintf(extra + len, "%s%.17g", k ? ", " : "", eq_of(k));
+        sprintf(extra + len, "]");
+    }
+    frt_status s = open_vocoder_with(extra, out);
+    free(extra);
     return s;
 }
 
@@ -1275,4 +1288,43 @@ Test(fs_checkpoint, vocoder_bad_eq)
     cr_assert_eq(open_vocoder_eq(NULL, "null", &m), FRT_OK, "%s", frt_last_error());
     cr_assert_null(m->voc.eq_taps);
     frt_fs_model_close(m);
+}
+
+/* ---- the noise's weight in voiced excitation ("vocoder_noise_gain") --------------- */
+
+static frt_status open_vocoder_gain(const char *gain, frt_fs_model **out)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, ", \"vocoder_noise_gain\": %s", gain);
+    return open_vocoder_with(extra, out);
+}
+
+Test(fs_vocoder, noise_gain)
+{
+    frt_fs_model *plain, *one, *low;
+    cr_assert_eq(open_vocoder_eq(NULL, NULL, &plain), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_gain("1", &one), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(open_vocoder_gain("0.15", &low), FRT_OK, "%s", frt_last_error());
+    int64_t n;
+    float *a = decode_with(plain, &n), *b = decode_with(one, &n), *c = decode_with(low, &n);
+    /* 1 is the default; less noise changes the voiced frames' output */
+    cr_assert(memcmp(a, b, (size_t)n * sizeof(float)) == 0);
+    double diff = 0, peak = 0;
+    for (int64_t s = 0; s < n; s++) {
+        diff = fmax(diff, fabs(a[s] - c[s]));
+        peak = fmax(peak, fabs(a[s]));
+    }
+    cr_assert(diff > 0.05 * peak, "max difference %g of peak %g", diff, peak);
+    frt_free(a);
+    frt_free(b);
+    frt_free(c);
+    frt_fs_model_close(low);
+    frt_fs_model_close(one);
+    frt_fs_model_close(plain);
+    const char *bad[] = {"0", "-0.5", "1.5", "\"x\""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        frt_fs_model *m;
+        cr_assert_eq(open_vocoder_gain(bad[i], &m), FRT_ERR_FORMAT, "%s", bad[i]);
+        cr_assert(strstr(frt_last_error(), "vocoder_noise_gain"), "%s", frt_last_error());
+    }
 }

@@ -70,6 +70,21 @@ def choose(recs, n):
     return items
 
 
+def voice_space(recs, items, features):
+    """The voice centroids of prompt fidelity, each from up to CENTROID_UTTS
+    utterances of its voice that the items (and their prompts) do not use;
+    features(rec) -> measures.Features."""
+    used = {r["id"] for r, _ in items} | {p["id"] for _, p in items}
+    by_voice = collections.defaultdict(list)
+    for r in sorted(recs, key=lambda r: r["id"]):
+        by_voice[r["voice"]].append(r)
+    points = {}
+    for v, rs in sorted(by_voice.items()):
+        free = [r for r in rs if r["id"] not in used] or rs
+        points[v] = [M.voice_point(features(r)) for r in free[:CENTROID_UTTS]]
+    return M.VoiceSpace(points)
+
+
 def synthesize(fs, model, text, prompt, steps, out):
     cmd = [fs, "-m", model, "--ref", prompt, "--steps", str(steps), "--seed", "0", text, "-o", out]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -126,17 +141,8 @@ def main():
             cache[path] = M.Features(M.read_wav(path))
         return cache[path]
 
-    # Voice centroids for prompt fidelity, from utterances the items do not use.
-    used = {r["id"] for r, _ in items} | {p["id"] for _, p in items}
-    by_voice = collections.defaultdict(list)
-    for r in sorted(recs, key=lambda r: r["id"]):
-        by_voice[r["voice"]].append(r)
-    centroids = {}
-    for v, rs in sorted(by_voice.items()):
-        free = [r for r in rs if r["id"] not in used] or rs
-        centroids[v] = [M.voice_point(feats(wav(r))) for r in free[:CENTROID_UTTS]]
-    space = M.VoiceSpace(centroids)
-    log("bench: %d items, %d voice centroids, model %s" % (len(items), len(centroids), a.model))
+    space = voice_space(recs, items, lambda r: feats(wav(r)))
+    log("bench: %d items, %d voice centroids, model %s" % (len(items), len(space.names), a.model))
 
     # Candidates for sentence identification: same voice and split, other sentences.
     pool = collections.defaultdict(list)

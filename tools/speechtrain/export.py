@@ -4,8 +4,10 @@
         [--out models/flashspeech-tiny]
 
 config.json (the training run's, with the vocoder's normalisation
-constants), model.safetensors (float32) and training_log.txt (the run's
-progress lines)."""
+constants, prompt_match and the decoder's noise gain; an existing
+config's "vocoder_eq" is kept when its noise gain is the same, else
+calibrate_eq.py must run after), model.safetensors (float32) and
+training_log.txt (the run's progress lines)."""
 
 import argparse
 import json
@@ -14,6 +16,11 @@ import shutil
 import sys
 
 import torch
+
+# The noise's weight in voiced excitation: the decoded training sentences
+# are then voiced (measures.py's YIN) as often as their recordings
+# (TRAINING.md, "The decoder's noise gain and equaliser").
+NOISE_GAIN = 0.15
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -30,6 +37,16 @@ def main():
         cfg = json.load(f)
     # the prompt encoder alone does not carry unseen voices (TRAINING.md)
     cfg["prompt_match"] = True
+    cfg["vocoder_noise_gain"] = NOISE_GAIN
+    old_path = os.path.join(a.out, "config.json")
+    old = {}
+    if os.path.exists(old_path):
+        with open(old_path, encoding="utf-8") as f:
+            old = json.load(f)
+    if "vocoder_eq" in old and old.get("vocoder_noise_gain") == NOISE_GAIN:
+        cfg["vocoder_eq"] = old["vocoder_eq"]
+    else:
+        print("no vocoder_eq for this noise gain: run tools/speechtrain/calibrate_eq.py")
     os.makedirs(a.out, exist_ok=True)
     w = {k: v.float().contiguous() for k, v in ck["params"].items()}
     st.save_file(w, os.path.join(a.out, "model.safetensors"))

@@ -15,7 +15,8 @@ The codec latent is (feature - mean) / scale per channel, the constants in
 config.json ("vocoder_mean", "vocoder_scale").
 
 Decoder: F0 and voicing are interpolated to samples between frame centres;
-the excitation sqrt(v) * pulses + sqrt(1 - v) * noise has pulses of height
+the excitation sqrt(v) * pulses + g sqrt(1 - v) * noise (g: "vocoder_noise_gain",
+default 1) has pulses of height
 sqrt(sr / f0) at the zero crossings of an F0 phase accumulator and unit
 Gaussian noise from noise.Generator(noise_seed). Per frame the windowed
 excitation's spectrum is scaled so its mel-band powers match the frame's
@@ -56,6 +57,8 @@ class Params:
         self.noise_seed = g("vocoder_noise_seed", 0)
         self.yin_win = g("vocoder_yin_win", 512)
         self.iters = g("vocoder_iters", 4)
+        self.noise_gain = g("vocoder_noise_gain", 1.0)
+        assert 0.0 < self.noise_gain <= 1.0
         eq = g("vocoder_eq", None)
         self.eq = None if eq is None else np.asarray(eq, dtype=np.float64)
         if self.eq is not None:
@@ -185,7 +188,7 @@ def excitation(lf0, v, p):
             phase -= math.floor(phase)
             pulses[j] = math.sqrt(p.sr / f0[j])
     noise = fs_noise.Generator(p.noise_seed).normal(n)
-    return np.sqrt(vs) * pulses + np.sqrt(1.0 - vs) * noise
+    return np.sqrt(vs) * pulses + p.noise_gain * np.sqrt(1.0 - vs) * noise
 
 
 def synthesise(feat, p, lf0=None):

@@ -399,18 +399,22 @@ static void conv_shapes_path(tu_rng *r, int isa, frt_pool *pool)
     /* full-height rows with a tail of 3 and of 2 vectors after the 64-step tiles */
     check_conv(r, 24, 172, 18, 3, 1, 1, 2, 1, true, isa, pool);
     check_conv(r, 24, 150, 12, 1, 1, 0, 1, 1, true, isa, pool);
-    /* large enough for Winograd F(m, k) on AVX-512 (k = 3 and 5, stride 1,
-     * one group): rows not a multiple of its 6-row blocks, tiles not a
-     * multiple of 16, no padding, dilations 2 and 3 (tiles per phase), and
-     * more padding than the taps reach (outputs of zeros and bias) */
-    check_conv(r, 128, 200, 70, 3, 1, 1, 1, 1, true, isa, pool);
-    check_conv(r, 160, 203, 48, 3, 1, 0, 1, 1, false, isa, pool);
-    check_conv(r, 128, 197, 40, 5, 1, 4, 2, 1, true, isa, pool);
-    check_conv(r, 96, 150, 64, 5, 1, 7, 3, 1, true, isa, pool);
-    check_conv(r, 512, 53, 64, 3, 1, 2, 2, 1, true, isa, pool);
+    /* large enough for Winograd F(m, k) on AVX-512 (k = 3, 5 and 7, stride
+     * 1, one group, at least 128 output channels): rows not a multiple of
+     * its 6-row blocks, tiles not a multiple of 16, no padding, dilations 2
+     * and 3 (tiles per phase), more padding than the taps reach (outputs
+     * of zeros and bias), and inputs long enough to go in chunks */
+    check_conv(r, 64, 200, 130, 3, 1, 1, 1, 1, true, isa, pool);
+    check_conv(r, 64, 203, 128, 3, 1, 0, 1, 1, false, isa, pool);
+    check_conv(r, 40, 197, 140, 5, 1, 4, 2, 1, true, isa, pool);
+    check_conv(r, 48, 150, 128, 5, 1, 7, 3, 1, true, isa, pool);
+    check_conv(r, 256, 53, 128, 3, 1, 2, 2, 1, true, isa, pool);
     /* 172 steps: F(6, 3) (29 tiles, 32 padded) beats F(4, 3) (43, 48) */
-    check_conv(r, 128, 172, 70, 3, 1, 1, 1, 1, true, isa, pool);
-    check_conv(r, 128, 172, 64, 3, 1, 2, 2, 1, false, isa, pool);
+    check_conv(r, 64, 172, 134, 3, 1, 1, 1, 1, true, isa, pool);
+    check_conv(r, 64, 172, 128, 3, 1, 2, 2, 1, false, isa, pool);
+    check_conv(r, 32, 160, 130, 7, 1, 3, 1, 1, true, isa, pool);
+    check_conv(r, 64, 1100, 128, 7, 1, 9, 3, 1, true, isa, pool);
+    check_conv(r, 64, 4000, 128, 3, 1, 1, 1, 1, true, isa, pool);
 }
 
 /* Empty shapes are no-ops on every path: nothing is read or written. */

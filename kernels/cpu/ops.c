@@ -428,8 +428,10 @@ static void conv_task(void *arg, int ith, int nth)
 typedef struct {
     const frt_ops_isa *k;
     frt_wino_job j;
-    float *scratch; /* per thread, frt_wino_scratch() floats each */
-    int64_t nblk;
+    float *scratch; /* per thread, `per` floats each */
+    int64_t per;
+    float *u_all; /* long inputs: U of every output block */
+    int64_t nblk, nchunk;
 } wino_arg;
 
 static void wino_in_task(void *arg, int ith, int nth)
@@ -445,9 +447,23 @@ static void wino_blk_task(void *arg, int ith, int nth)
     const wino_arg *a = arg;
     long b0, b1;
     frt_split_range((long)a->nblk, ith, nth, &b0, &b1);
-    if (b0 < b1)
-        a->k->wino_blocks(&a->j, b0, b1,
-                          a->scratch + ith * frt_wino_scratch(a->j.m + a->j.k - 1, a->j.cin));
+    if (b0 < b1) a->k->wino_blocks(&a->j, b0, b1, a->scratch + ith * a->per);
+}
+
+static void wino_u_task(void *arg, int ith, int nth)
+{
+    const wino_arg *a = arg;
+    long b0, b1;
+    frt_split_range((long)a->nblk, ith, nth, &b0, &b1);
+    if (b0 < b1) a->k->wino_u(&a->j, b0, b1, a->u_all);
+}
+
+static void wino_chunk_task(void *arg, int ith, int nth)
+{
+    const wino_arg *a = arg;
+    long c0, c1;
+    frt_split_range((long)a->nchunk, ith, nth, &c0, &c1);
+    if (c0 < c1) a->k->wino_chunks(&a->j, c0, c1, a->u_all, a->scratch + ith * a->per);
 }
 
 /* Tiles of m outputs: per phase p < dil, the outputs p, p + dil, ... */
@@ -458,19 +474,25 @@ static int64_t wino_tiles(int64_t tout, int64_t dil, int64_t m)
     return n;
 }
 
-/* Stride-1 convolutions with 3 or 5 taps and enough channels as Winograd:
- * F(4, 5) (2.5x fewer multiplies), F(4, 3) or F(6, 3) (2x, 2.25x), the one
- * with less work once the tiles are padded to whole vectors. False
- * (nothing written) where it does not apply or its scratch cannot be had. */
+/* Transformed inputs beyond this many bytes would not stay in a core's
+ * L2: longer inputs go through in chunks of tiles (wino_chunks). */
+#define WINO_V_BYTES (1 << 20)
+
+/* Stride-1 convolutions with 3, 5 or 7 taps and enough channels as
+ * Winograd (the input transform gathers, slow on AMD: below 128 output
+ * channels it costs more than the multiplies saved): F(4, 5) (2.5x fewer multiplies), F(2, 7) (1.75x), F(4, 3) or
+ * F(6, 3) (2x, 2.25x: the one with less work once the tiles are padded to
+ * whole vectors). False (nothing written) where it does not apply or its
+ * scratch cannot be had. */
 static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const float *w,
                         const float *b, int64_t cin, int64_t tin, int64_t cout, int64_t kw,
                         int stride, int pad, int dil, int groups, int64_t tout, frt_pool *pool)
 {
-    if (!k->wino_in || stride != 1 || groups != 1 || (kw != 3 && kw != 5) || cin < 32 ||
-        cout < 16 || tout < 32 || cout * cin * kw * tout < WINO_MIN_WORK || tin > (1 << 28) ||
-        pad > (1 << 20) || dil > (1 << 20))
+    if (!k->wino_in || stride != 1 || groups != 1 || (kw != 3 && kw != 5 && kw != 7) ||
+        cin < 32 || cout < 128 || tout < 32 || cout * cin * kw * tout < WINO_MIN_WORK ||
+        tin > (1 << 28) || pad > (1 << 20) || dil > (1 << 20))
         return false;
-    int64_t m = 4, ntiles = wino_tiles(tout, dil, 4);
+    int64_t m = kw == 7 ? 2 : 4, ntiles = wino_tiles(tout, dil, m);
     if (kw == 3) {
         int64_t n6 = wino_tiles(tout, dil, 6);
         if (8 * ceil_div(n6, 16) < 6 * ceil_div(ntiles, 16)) m = 6, ntiles = n6;
@@ -478,15 +500,19 @@ static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const fl
     /* a wide dilation leaves the tiles part-empty */
     if (m * ntiles > tout + tout / 4) return false;
     const int64_t npt = m + kw - 1; /* transform points */
-    int64_t np = ceil_div(ntiles, 16) * 16;
-    int nth = frt_pool_size(pool);
-    size_t per = (size_t)frt_wino_scratch(npt, cin);
-    size_t floats = (size_t)npt * (size_t)cin * (size_t)np + (size_t)nth * per;
-    size_t bytes = floats * sizeof(float) + 3 * (size_t)np * sizeof(int32_t);
+    const int64_t np = ceil_div(ntiles, 16) * 16, nblk = ceil_div(cout, FRT_WINO_CO);
+    const int nth = frt_pool_size(pool);
+    const bool chunked = npt * cin * np * (int64_t)sizeof(float) > WINO_V_BYTES;
+    /* floats: V (whole) or U of every block, then per-thread scratch */
+    const int64_t big = chunked ? nblk * npt * FRT_WINO_CO * cin : npt * cin * np;
+    const int64_t per = chunked ? frt_wino_chunk_scratch(npt, cin) : frt_wino_scratch(npt, cin);
+    /* tables padded to whole chunks (the chunks read them in vectors) */
+    const int64_t ntab = ceil_div(np, 16 * FRT_WINO_TV) * 16 * FRT_WINO_TV;
+    size_t bytes = (size_t)(big + nth * per) * sizeof(float) + 3 * (size_t)ntab * sizeof(int32_t);
     void *mem = NULL;
     if (posix_memalign(&mem, 64, bytes) != 0) return false;
-    float *v = mem, *scratch = v + (size_t)npt * (size_t)cin * (size_t)np;
-    int32_t *t_in = (int32_t *)(scratch + (size_t)nth * per), *t_out = t_in + np, *cnt = t_out + np;
+    float *big_buf = mem, *scratch = big_buf + big;
+    int32_t *t_in = (int32_t *)(scratch + nth * per), *t_out = t_in + ntab, *cnt = t_out + ntab;
     int64_t n = 0;
     for (int64_t p = 0; p < dil && p < tout; p++) {
         int64_t mp = ceil_div(tout - p, dil);
@@ -496,15 +522,24 @@ static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const fl
             cnt[n] = (int32_t)(mp - q < m ? mp - q : m);
         }
     }
-    for (; n < np; n++) t_in[n] = t_out[n] = cnt[n] = 0;
+    for (; n < ntab; n++) t_in[n] = t_out[n] = cnt[n] = 0;
     wino_arg a = {
         .k = k,
-        .j = {y, x, w, b, cin, tin, cout, tout, kw, pad, dil, m, np, t_in, t_out, cnt, v},
+        .j = {y, x, w, b, cin, tin, cout, tout, kw, pad, dil, m, np, t_in, t_out, cnt,
+              chunked ? NULL : big_buf},
         .scratch = scratch,
-        .nblk = ceil_div(cout, FRT_WINO_CO),
+        .per = per,
+        .u_all = chunked ? big_buf : NULL,
+        .nblk = nblk,
+        .nchunk = ceil_div(np, 16 * FRT_WINO_TV),
     };
-    run(pool, cin * np * 16, wino_in_task, &a);
-    run(pool, cout * cin * kw * tout / 8, wino_blk_task, &a);
+    if (chunked) {
+        run(pool, nblk * FRT_WINO_CO * cin * kw * 4, wino_u_task, &a);
+        run(pool, cout * cin * kw * tout / 8, wino_chunk_task, &a);
+    } else {
+        run(pool, cin * np * 16, wino_in_task, &a);
+        run(pool, cout * cin * kw * tout / 8, wino_blk_task, &a);
+    }
     free(mem);
     return true;
 }

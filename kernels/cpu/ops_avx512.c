@@ -228,7 +228,7 @@ static void conv1d_avx512(const frt_conv1d_job *j, int64_t co0, int64_t co1, int
     }
 }
 
-/* ---- Winograd F(4, 3), F(6, 3), F(4, 5) ------------------------------------- */
+/* ---- Winograd F(4, 3), F(6, 3), F(4, 5), F(2, 7) ------------------------------- */
 
 /* Points 0, 1, -1, 2, -2 (and 1/2, -1/2 for 8 points) and infinity; B^T,
  * G and A^T checked exactly in rational arithmetic (y = A^T ((G g) .
@@ -272,6 +272,16 @@ static const float W63_G[8][3] = {{-1, 0, 0},
                                   {32.0f / 45, 16.0f / 45, 8.0f / 45},
                                   {32.0f / 45, -16.0f / 45, 8.0f / 45},
                                   {0, 0, 1}};
+static const float W27_G[8][7] = {
+    {-1, 0, 0, 0, 0, 0, 0},
+    {-2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9, -2.0f / 9},
+    {-2.0f / 9, 2.0f / 9, -2.0f / 9, 2.0f / 9, -2.0f / 9, 2.0f / 9, -2.0f / 9},
+    {1.0f / 90, 1.0f / 45, 2.0f / 45, 4.0f / 45, 8.0f / 45, 16.0f / 45, 32.0f / 45},
+    {1.0f / 90, -1.0f / 45, 2.0f / 45, -4.0f / 45, 8.0f / 45, -16.0f / 45, 32.0f / 45},
+    {32.0f / 45, 16.0f / 45, 8.0f / 45, 4.0f / 45, 2.0f / 45, 1.0f / 45, 1.0f / 90},
+    {32.0f / 45, -16.0f / 45, 8.0f / 45, -4.0f / 45, 2.0f / 45, -1.0f / 45, 1.0f / 90},
+    {0, 0, 0, 0, 0, 0, 1}};
+static const float W27_AT[2][8] = {{1, 1, 1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0.5f, -0.5f, 1}};
 static const float W63_AT[6][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
                                    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
                                    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
@@ -289,35 +299,39 @@ static inline __attribute__((always_inline)) __m512 wmad(float c, __m512 x, __m5
     return _mm512_fmadd_ps(_mm512_set1_ps(c), x, a);
 }
 
+/* V for tiles [tt0, tt1) (whole vectors) and channels [ci0, ci1): point xi
+ * of channel ci, tile tt at v[(xi cin + ci) ldv + tt - tt0]. */
 static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *j, int64_t ci0,
-                                                            int64_t ci1, const int n)
+                                                            int64_t ci1, float *vout, int64_t ldv,
+                                                            int64_t tt0, int64_t tt1, const int n)
 {
     const float *bt = n == 6 ? &W3_BT[0][0] : &W8_BT[0][0];
-    const int64_t cin = j->cin, np = j->npad;
+    const int64_t cin = j->cin;
     const __m512i tin = _mm512_set1_epi32((int)j->tin), zero = _mm512_setzero_si512();
-    for (int64_t t = 0; t < np; t += 16) {
+    for (int64_t t = tt0; t < tt1; t += 16) {
         const __m512i base = _mm512_loadu_si512(j->tin0 + t);
         const __mmask16 live =
             _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(j->count + t), _mm512_setzero_si512());
         __m512i idx[8];
-        __mmask16 m[8];
+        __mmask16 msk[8];
 #pragma GCC unroll 8
         for (int i = 0; i < n; i++) {
             idx[i] = _mm512_add_epi32(base, _mm512_set1_epi32((int)(i * j->dil)));
-            m[i] = live & _mm512_cmpge_epi32_mask(idx[i], zero) & _mm512_cmplt_epi32_mask(idx[i], tin);
+            msk[i] = live & _mm512_cmpge_epi32_mask(idx[i], zero) &
+                     _mm512_cmplt_epi32_mask(idx[i], tin);
         }
         for (int64_t ci = ci0; ci < ci1; ci++) {
             const float *xr = j->x + ci * j->tin;
             __m512 d[8];
 #pragma GCC unroll 8
             for (int i = 0; i < n; i++)
-                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[i], idx[i], xr, 4);
+                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), msk[i], idx[i], xr, 4);
 #pragma GCC unroll 8
             for (int xi = 0; xi < n; xi++) {
                 __m512 a = _mm512_setzero_ps();
 #pragma GCC unroll 8
                 for (int i = 0; i < n; i++) a = wmad(bt[xi * n + i], d[i], a);
-                _mm512_storeu_ps(j->v + (xi * cin + ci) * np + t, a);
+                _mm512_storeu_ps(vout + (xi * cin + ci) * ldv + t - tt0, a);
             }
         }
     }
@@ -326,13 +340,13 @@ static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *
 static void wino_in_avx512(const frt_wino_job *j, int64_t ci0, int64_t ci1)
 {
     if (j->m + j->k == 7)
-        wino_in_n(j, ci0, ci1, 6);
+        wino_in_n(j, ci0, ci1, j->v, j->npad, 0, j->npad, 6);
     else
-        wino_in_n(j, ci0, ci1, 8);
+        wino_in_n(j, ci0, ci1, j->v, j->npad, 0, j->npad, 8);
 }
 
 /* M [FRT_WINO_CO][64] = U [FRT_WINO_CO][cin] V [cin][16 nv] for one point. */
-static inline __attribute__((always_inline)) void wino_gemm(const float *v, int64_t np,
+static inline __attribute__((always_inline)) void wino_gemm(const float *v, int64_t ldv,
                                                             const float *u, int64_t cin, float *m,
                                                             const int nv)
 {
@@ -344,7 +358,7 @@ static inline __attribute__((always_inline)) void wino_gemm(const float *v, int6
     for (int64_t ci = 0; ci < cin; ci++) {
         __m512 xv[FRT_WINO_TV];
 #pragma GCC unroll 8
-        for (int t = 0; t < nv; t++) xv[t] = _mm512_loadu_ps(v + ci * np + 16 * t);
+        for (int t = 0; t < nv; t++) xv[t] = _mm512_loadu_ps(v + ci * ldv + 16 * t);
 #pragma GCC unroll 8
         for (int c = 0; c < FRT_WINO_CO; c++) {
             __m512 w = _mm512_set1_ps(u[c * cin + ci]);
@@ -358,19 +372,29 @@ static inline __attribute__((always_inline)) void wino_gemm(const float *v, int6
         for (int t = 0; t < nv; t++) _mm512_storeu_ps(m + c * 64 + 16 * t, acc[c][t]);
 }
 
-static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_job *j, int64_t b0,
-                                                                int64_t b1, float *scr, const int m,
-                                                                const int k)
+static inline __attribute__((always_inline)) const float *wino_g(const int m, const int k)
+{
+    return k == 7 ? &W27_G[0][0] : k == 5 ? &W5_G[0][0] : m == 4 ? &W3_G[0][0] : &W63_G[0][0];
+}
+
+static inline __attribute__((always_inline)) const float *wino_at(const int m, const int k)
+{
+    return k == 7 ? &W27_AT[0][0] : k == 5 ? &W5_AT[0][0] : m == 4 ? &W3_AT[0][0] : &W63_AT[0][0];
+}
+
+/* U [n][FRT_WINO_CO][cin] of output block b (rows past cout are zeros): 16
+ * input channels' taps are k contiguous vectors, dealt out to one vector
+ * per tap by k - 1 two-source permutes (gathers cost 3x as much here). */
+static inline __attribute__((always_inline)) void wino_u_n(const frt_wino_job *j, int64_t b,
+                                                           float *u, const int m, const int k)
 {
     const int n = m + k - 1;
-    const float *g = k == 5 ? &W5_G[0][0] : m == 4 ? &W3_G[0][0] : &W63_G[0][0];
-    const float *at = k == 5 ? &W5_AT[0][0] : m == 4 ? &W3_AT[0][0] : &W63_AT[0][0];
-    const int64_t cin = j->cin, np = j->npad;
-    float *u = scr;                           /* [n][CO][cin] */
-    float *mm = scr + n * FRT_WINO_CO * cin; /* [n][CO][64] */
+    const float *g = wino_g(m, k);
+    const int64_t cin = j->cin, co0 = b * FRT_WINO_CO;
+    const int nc = (int)(j->cout - co0 < FRT_WINO_CO ? j->cout - co0 : FRT_WINO_CO);
     /* pidx[kk][0] picks lane l's tap kk (element l k + kk of the 16 k) from
      * vectors 0 and 1, pidx[kk][r - 1] from the result so far and vector r */
-    __m512i pidx[5][4];
+    __m512i pidx[7][6];
     for (int kk = 0; kk < k; kk++)
         for (int r = 1; r < k; r++) {
             int32_t ix[16];
@@ -383,85 +407,132 @@ static inline __attribute__((always_inline)) void wino_blocks_n(const frt_wino_j
             }
             pidx[kk][r - 1] = _mm512_loadu_si512(ix);
         }
-    for (int64_t b = b0; b < b1; b++) {
-        const int64_t co0 = b * FRT_WINO_CO;
-        const int nc = (int)(j->cout - co0 < FRT_WINO_CO ? j->cout - co0 : FRT_WINO_CO);
-        /* U for these rows (rows past cout are zeros): 16 input channels'
-         * taps are k contiguous vectors, dealt out to one vector per tap by
-         * k - 1 two-source permutes (gathers cost 3x as much here) */
-        for (int c = 0; c < FRT_WINO_CO; c++) {
-            const float *wr = j->w + (co0 + c) * cin * k;
-            for (int64_t ci = 0; ci < cin; ci += 16) {
-                __m512 raw[5], gv[5];
+    for (int c = 0; c < FRT_WINO_CO; c++) {
+        const float *wr = j->w + (co0 + (c < nc ? c : 0)) * cin * k;
+        for (int64_t ci = 0; ci < cin; ci += 16) {
+            __m512 raw[7], gv[7];
 #pragma GCC unroll 8
-                for (int r = 0; r < k; r++)
-                    raw[r] = _mm512_maskz_loadu_ps(range_mask(ci * k + 16 * r, c < nc ? cin * k : 0),
-                                                   wr + ci * k + 16 * r);
+            for (int r = 0; r < k; r++)
+                raw[r] = _mm512_maskz_loadu_ps(range_mask(ci * k + 16 * r, c < nc ? cin * k : 0),
+                                               wr + ci * k + 16 * r);
 #pragma GCC unroll 8
-                for (int kk = 0; kk < k; kk++) {
-                    gv[kk] = _mm512_permutex2var_ps(raw[0], pidx[kk][0], raw[1]);
+            for (int kk = 0; kk < k; kk++) {
+                gv[kk] = _mm512_permutex2var_ps(raw[0], pidx[kk][0], raw[1]);
 #pragma GCC unroll 8
-                    for (int r = 2; r < k; r++)
-                        gv[kk] = _mm512_permutex2var_ps(gv[kk], pidx[kk][r - 1], raw[r]);
-                }
+                for (int r = 2; r < k; r++)
+                    gv[kk] = _mm512_permutex2var_ps(gv[kk], pidx[kk][r - 1], raw[r]);
+            }
 #pragma GCC unroll 8
-                for (int xi = 0; xi < n; xi++) {
-                    __m512 a = _mm512_setzero_ps();
+            for (int xi = 0; xi < n; xi++) {
+                __m512 a = _mm512_setzero_ps();
 #pragma GCC unroll 8
-                    for (int kk = 0; kk < k; kk++) a = wmad(g[xi * k + kk], gv[kk], a);
-                    _mm512_mask_storeu_ps(u + (xi * FRT_WINO_CO + c) * cin + ci,
-                                          range_mask(ci, cin), a);
-                }
+                for (int kk = 0; kk < k; kk++) a = wmad(g[xi * k + kk], gv[kk], a);
+                _mm512_mask_storeu_ps(u + (xi * FRT_WINO_CO + c) * cin + ci, range_mask(ci, cin),
+                                      a);
             }
         }
-        for (int64_t t0 = 0; t0 < np; t0 += 16 * FRT_WINO_TV) {
-            const int nv = (int)((np - t0) / 16 < FRT_WINO_TV ? (np - t0) / 16 : FRT_WINO_TV);
-            for (int xi = 0; xi < n; xi++) {
-                const float *v = j->v + xi * cin * np + t0;
-                const float *ux = u + xi * FRT_WINO_CO * cin;
-                float *mx = mm + xi * FRT_WINO_CO * 64;
-                switch (nv) {
-                case 1: wino_gemm(v, np, ux, cin, mx, 1); break;
-                case 2: wino_gemm(v, np, ux, cin, mx, 2); break;
-                case 3: wino_gemm(v, np, ux, cin, mx, 3); break;
-                default: wino_gemm(v, np, ux, cin, mx, 4); break;
-                }
+    }
+}
+
+/* Output block b over tiles [tt0, tt1) (whole vectors) from its U and the
+ * tiles' V (as in wino_in_n); mm: [n][FRT_WINO_CO][64] scratch. */
+static inline __attribute__((always_inline)) void
+wino_mul_n(const frt_wino_job *j, int64_t b, const float *u, const float *vin, int64_t ldv,
+           int64_t tt0, int64_t tt1, float *mm, const int m, const int k)
+{
+    const int n = m + k - 1;
+    const float *at = wino_at(m, k);
+    const int64_t cin = j->cin, co0 = b * FRT_WINO_CO;
+    const int nc = (int)(j->cout - co0 < FRT_WINO_CO ? j->cout - co0 : FRT_WINO_CO);
+    for (int64_t t0 = tt0; t0 < tt1; t0 += 16 * FRT_WINO_TV) {
+        const int nv = (int)((tt1 - t0) / 16 < FRT_WINO_TV ? (tt1 - t0) / 16 : FRT_WINO_TV);
+        for (int xi = 0; xi < n; xi++) {
+            const float *v = vin + xi * cin * ldv + t0 - tt0;
+            const float *ux = u + xi * FRT_WINO_CO * cin;
+            float *mx = mm + xi * FRT_WINO_CO * 64;
+            switch (nv) {
+            case 1: wino_gemm(v, ldv, ux, cin, mx, 1); break;
+            case 2: wino_gemm(v, ldv, ux, cin, mx, 2); break;
+            case 3: wino_gemm(v, ldv, ux, cin, mx, 3); break;
+            default: wino_gemm(v, ldv, ux, cin, mx, 4); break;
             }
-            /* y = A^T M (+ bias), scattered to the tiles' output steps */
-            for (int t = 0; t < nv; t++) {
-                const __m512i ob = _mm512_loadu_si512(j->tout0 + t0 + 16 * t);
-                const __m512i cnt = _mm512_loadu_si512(j->count + t0 + 16 * t);
-                for (int c = 0; c < nc; c++) {
-                    __m512 mv[8];
+        }
+        /* y = A^T M (+ bias), scattered to the tiles' output steps */
+        for (int t = 0; t < nv; t++) {
+            const __m512i ob = _mm512_loadu_si512(j->tout0 + t0 + 16 * t);
+            const __m512i cnt = _mm512_loadu_si512(j->count + t0 + 16 * t);
+            for (int c = 0; c < nc; c++) {
+                __m512 mv[8];
 #pragma GCC unroll 8
-                    for (int xi = 0; xi < n; xi++)
-                        mv[xi] = _mm512_loadu_ps(mm + (xi * FRT_WINO_CO + c) * 64 + 16 * t);
-                    const __m512 bias = _mm512_set1_ps(j->b ? j->b[co0 + c] : 0.0f);
-                    float *yr = j->y + (co0 + c) * j->tout;
+                for (int xi = 0; xi < n; xi++)
+                    mv[xi] = _mm512_loadu_ps(mm + (xi * FRT_WINO_CO + c) * 64 + 16 * t);
+                const __m512 bias = _mm512_set1_ps(j->b ? j->b[co0 + c] : 0.0f);
+                float *yr = j->y + (co0 + c) * j->tout;
 #pragma GCC unroll 8
-                    for (int i = 0; i < m; i++) {
-                        __m512 a = bias;
+                for (int i = 0; i < m; i++) {
+                    __m512 a = bias;
 #pragma GCC unroll 8
-                        for (int xi = 0; xi < n; xi++) a = wmad(at[i * n + xi], mv[xi], a);
-                        __mmask16 om = _mm512_cmpgt_epi32_mask(cnt, _mm512_set1_epi32(i));
-                        __m512i oi = _mm512_add_epi32(ob, _mm512_set1_epi32((int)(i * j->dil)));
-                        _mm512_mask_i32scatter_ps(yr, om, oi, a, 4);
-                    }
+                    for (int xi = 0; xi < n; xi++) a = wmad(at[i * n + xi], mv[xi], a);
+                    __mmask16 om = _mm512_cmpgt_epi32_mask(cnt, _mm512_set1_epi32(i));
+                    __m512i oi = _mm512_add_epi32(ob, _mm512_set1_epi32((int)(i * j->dil)));
+                    _mm512_mask_i32scatter_ps(yr, om, oi, a, 4);
                 }
             }
         }
     }
 }
 
+/* The (m, k) pairs, each its own build of the inlined kernels above. */
+#define WINO_CASES(CALL)                                                                           \
+    if (j->k == 7) {                                                                               \
+        CALL(2, 7)                                                                                 \
+    } else if (j->k == 5) {                                                                        \
+        CALL(4, 5)                                                                                 \
+    } else if (j->m == 6) {                                                                        \
+        CALL(6, 3)                                                                                 \
+    } else {                                                                                       \
+        CALL(4, 3)                                                                                 \
+    }
+
 static void wino_blocks_avx512(const frt_wino_job *j, int64_t b0, int64_t b1, float *scr)
 {
-    if (j->k == 5)
-        wino_blocks_n(j, b0, b1, scr, 4, 5);
-    else if (j->m == 6)
-        wino_blocks_n(j, b0, b1, scr, 6, 3);
-    else
-        wino_blocks_n(j, b0, b1, scr, 4, 3);
+    float *u = scr, *mm = scr + (j->m + j->k - 1) * FRT_WINO_CO * j->cin;
+#define BLOCKS(M, K)                                                                               \
+    for (int64_t b = b0; b < b1; b++) {                                                            \
+        wino_u_n(j, b, u, M, K);                                                                   \
+        wino_mul_n(j, b, u, j->v, j->npad, 0, j->npad, mm, M, K);                                  \
+    }
+    WINO_CASES(BLOCKS)
+#undef BLOCKS
 }
+
+static void wino_u_avx512(const frt_wino_job *j, int64_t b0, int64_t b1, float *u_all)
+{
+    const int64_t per = (j->m + j->k - 1) * FRT_WINO_CO * j->cin;
+#define US(M, K)                                                                                   \
+    for (int64_t b = b0; b < b1; b++) wino_u_n(j, b, u_all + b * per, M, K);
+    WINO_CASES(US)
+#undef US
+}
+
+static void wino_chunks_avx512(const frt_wino_job *j, int64_t c0, int64_t c1, const float *u_all,
+                               float *scr)
+{
+    const int64_t n = j->m + j->k - 1, per = n * FRT_WINO_CO * j->cin;
+    const int64_t nblk = (j->cout + FRT_WINO_CO - 1) / FRT_WINO_CO, tc = 16 * FRT_WINO_TV;
+    float *v = scr, *mm = scr + n * j->cin * tc;
+#define CHUNKS(M, K)                                                                               \
+    for (int64_t c = c0; c < c1; c++) {                                                            \
+        int64_t tt0 = c * tc, tt1 = tt0 + tc < j->npad ? tt0 + tc : j->npad;                       \
+        wino_in_n(j, 0, j->cin, v, tc, tt0, tt1, M + K - 1);                                       \
+        for (int64_t b = 0; b < nblk; b++)                                                         \
+            wino_mul_n(j, b, u_all + b * per, v, tc, tt0, tt1, mm, M, K);                          \
+    }
+    WINO_CASES(CHUNKS)
+#undef CHUNKS
+}
+
+#undef WINO_CASES
 
 const frt_ops_isa frt_ops_avx512 = {
     .add = k_add,
@@ -476,4 +547,6 @@ const frt_ops_isa frt_ops_avx512 = {
     .conv1d = conv1d_avx512,
     .wino_in = wino_in_avx512,
     .wino_blocks = wino_blocks_avx512,
+    .wino_u = wino_u_avx512,
+    .wino_chunks = wino_chunks_avx512,
 };

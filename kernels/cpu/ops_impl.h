@@ -16,7 +16,7 @@ typedef struct frt_conv1d_job {
     int64_t stride, pad, dil;
 } frt_conv1d_job;
 
-/* Winograd F(m, k), (m, k) = (4, 3), (6, 3) or (4, 5) (stride 1, one
+/* Winograd F(m, k), (m, k) = (4, 3), (6, 3), (4, 5) or (2, 7) (stride 1, one
  * group): outputs in tiles of m steps spaced dil apart (the steps of one
  * phase t mod dil), each tile reading n = m + k - 1 inputs spaced dil
  * apart. Per transform point xi (n of them), Y_xi [cout, tiles] =
@@ -39,6 +39,11 @@ static inline int64_t frt_wino_scratch(int64_t n, int64_t cin)
 {
     return n * FRT_WINO_CO * (cin + 16 * FRT_WINO_TV);
 }
+/* Floats of per-thread scratch that wino_chunks needs for n points. */
+static inline int64_t frt_wino_chunk_scratch(int64_t n, int64_t cin)
+{
+    return n * (cin + FRT_WINO_CO) * 16 * FRT_WINO_TV;
+}
 
 /* Single-threaded kernels on one contiguous range or row. */
 typedef struct frt_ops_isa {
@@ -60,6 +65,13 @@ typedef struct frt_ops_isa {
      * channels with frt_wino_scratch() floats of scratch */
     void (*wino_in)(const frt_wino_job *j, int64_t ci0, int64_t ci1);
     void (*wino_blocks)(const frt_wino_job *j, int64_t b0, int64_t b1, float *scratch);
+    /* the same over long inputs, whose V would not stay in cache: U of
+     * output blocks [b0, b1) into u_all (n FRT_WINO_CO cin floats a block),
+     * then chunks [c0, c1) of 16 FRT_WINO_TV tiles, each transformed into
+     * frt_wino_chunk_scratch() floats and applied to every output block */
+    void (*wino_u)(const frt_wino_job *j, int64_t b0, int64_t b1, float *u_all);
+    void (*wino_chunks)(const frt_wino_job *j, int64_t c0, int64_t c1, const float *u_all,
+                        float *scratch);
 } frt_ops_isa;
 
 extern const frt_ops_isa frt_ops_scalar, frt_ops_avx2, frt_ops_avx512;

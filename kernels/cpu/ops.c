@@ -479,10 +479,10 @@ static int64_t wino_tiles(int64_t tout, int64_t dil, int64_t m)
 #define WINO_V_BYTES (1 << 20)
 
 /* Stride-1 convolutions with 3, 5 or 7 taps and enough channels as
- * Winograd (the input transform gathers, slow on AMD: below 128 output
- * channels it costs more than the multiplies saved): F(4, 5) (2.5x fewer multiplies), F(2, 7) (1.75x), F(4, 3) or
+ * Winograd: F(4, 5) (2.5x fewer multiplies), F(2, 7) (1.75x), F(4, 3) or
  * F(6, 3) (2x, 2.25x: the one with less work once the tiles are padded to
- * whole vectors). False (nothing written) where it does not apply or its
+ * whole vectors). Below 128 output channels the input transform costs
+ * about what the multiplies save (64 channels, 7 taps: 0.97x the time). False (nothing written) where it does not apply or its
  * scratch cannot be had. */
 static bool conv1d_wino(const frt_ops_isa *k, float *y, const float *x, const float *w,
                         const float *b, int64_t cin, int64_t tin, int64_t cout, int64_t kw,

@@ -299,6 +299,15 @@ static inline __attribute__((always_inline)) __m512 wmad(float c, __m512 x, __m5
     return _mm512_fmadd_ps(_mm512_set1_ps(c), x, a);
 }
 
+/* st[q] = xr[off[q]] for q < cnt, as scalar loads: a 16-lane gather costs
+ * about 60 cycles on the build machine (AMD), 4x these copies. Kept out of
+ * line and unvectorised, so that the compiler does not make it a gather. */
+__attribute__((noinline, optimize("no-tree-vectorize"))) static void
+wino_stage(float *restrict st, const float *restrict xr, const int32_t *restrict off, int cnt)
+{
+    for (int q = 0; q < cnt; q++) st[q] = xr[off[q]];
+}
+
 /* V for tiles [tt0, tt1) (whole vectors) and channels [ci0, ci1): point xi
  * of channel ci, tile tt at v[(xi cin + ci) ldv + tt - tt0]. */
 static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *j, int64_t ci0,
@@ -314,18 +323,29 @@ static inline __attribute__((always_inline)) void wino_in_n(const frt_wino_job *
             _mm512_cmpgt_epi32_mask(_mm512_loadu_si512(j->count + t), _mm512_setzero_si512());
         __m512i idx[8];
         __mmask16 msk[8];
+        int32_t off[8 * 16];
+        bool full = true; /* every lane of every input in range: scalar copies */
 #pragma GCC unroll 8
         for (int i = 0; i < n; i++) {
             idx[i] = _mm512_add_epi32(base, _mm512_set1_epi32((int)(i * j->dil)));
             msk[i] = live & _mm512_cmpge_epi32_mask(idx[i], zero) &
                      _mm512_cmplt_epi32_mask(idx[i], tin);
+            full = full && msk[i] == 0xffff;
+            _mm512_storeu_si512(off + 16 * i, idx[i]);
         }
         for (int64_t ci = ci0; ci < ci1; ci++) {
             const float *xr = j->x + ci * j->tin;
             __m512 d[8];
+            if (full) {
+                float st[8 * 16];
+                wino_stage(st, xr, off, 16 * n);
 #pragma GCC unroll 8
-            for (int i = 0; i < n; i++)
-                d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), msk[i], idx[i], xr, 4);
+                for (int i = 0; i < n; i++) d[i] = _mm512_loadu_ps(st + 16 * i);
+            } else {
+#pragma GCC unroll 8
+                for (int i = 0; i < n; i++)
+                    d[i] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), msk[i], idx[i], xr, 4);
+            }
 #pragma GCC unroll 8
             for (int xi = 0; xi < n; xi++) {
                 __m512 a = _mm512_setzero_ps();

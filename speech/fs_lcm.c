@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "fs_internal.h"
+#include "fs_lcm.h"
 #include "ops.h"
 #include "threadpool.h"
 
@@ -33,9 +34,59 @@ static frt_status time_embedding(frt_fs_model *m, const fs_wavenet *wn, double c
     return FRT_OK;
 }
 
-/* z [2C, t] = z * (1 + gamma^T) + beta^T, gamma | beta = film(MHA(u^T, spk)). */
+/* Below this many elements the element-wise steps here run on the calling
+ * thread alone (the tiny test models). */
+#define WN_PAR_MIN 16384
+
+static void run_split(frt_pool *pool, int64_t n, frt_task_fn fn, void *arg)
+{
+    if (n < WN_PAR_MIN)
+        fn(arg, 0, 1);
+    else
+        frt_pool_run(pool, fn, arg);
+}
+
+/* u [ch, t] = h + tl (one value per channel), channels over the pool. */
+typedef struct {
+    float *u;
+    const float *h, *tl;
+    int64_t ch, t;
+} bias_job;
+
+static void bias_task(void *arg, int ith, int nth)
+{
+    const bias_job *b = arg;
+    long c0, c1;
+    frt_split_range((long)b->ch, ith, nth, &c0, &c1);
+    for (int64_t c = c0; c < c1; c++)
+        frt_cpu_add(b->u + c * b->t, b->h + c * b->t, b->tl + c, b->t, 1, NULL);
+}
+
+/* z [2C, t] = z * (1 + gamma^T) + beta^T from gb [t, 4C]: blocks of 16
+ * channels over the pool (each step reads a line of gb, writes 16 rows). */
+typedef struct {
+    float *z;
+    const float *gb;
+    int64_t ch, t;
+} film_job;
+
+static void film_task(void *arg, int ith, int nth)
+{
+    const film_job *f = arg;
+    const int64_t c2 = 2 * f->ch, t = f->t;
+    long b0, b1;
+    frt_split_range((long)((c2 + 15) / 16), ith, nth, &b0, &b1);
+    const int64_t c0 = 16 * (int64_t)b0, c1 = 16 * (int64_t)b1 < c2 ? 16 * (int64_t)b1 : c2;
+    for (int64_t i = 0; i < t; i++) {
+        const float *gamma = f->gb + i * 2 * c2, *beta = gamma + c2;
+        for (int64_t c = c0; c < c1; c++) f->z[c * t + i] = f->z[c * t + i] * (1.0f + gamma[c]) + beta[c];
+    }
+}
+
+/* z [2C, t] = z * (1 + gamma^T) + beta^T, gamma | beta = film(MHA(u^T, spk));
+ * kv: the layer's speaker keys and values [2, Q, C], NULL: projected here. */
 static frt_status film(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const float *u, int64_t t,
-                       const float *spk, float *z)
+                       const float *spk, const float *kv, float *z)
 {
     fs_arena *ar = &m->arena;
     size_t mark = ar->used;
@@ -43,20 +94,61 @@ static frt_status film(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const 
     float *gb = fs_take(ar, (size_t)(t * 4 * ch));
     if (!ut || !att || !gb) return FRT_ERR_INTERNAL;
     fs_transpose(ut, u, ch, t);
-    FRT_TRY(fs_mha(m->be, ar, att, ut, t, spk, m->cfg.n_queries, &l->film_attn, m->cfg.film_heads));
+    int64_t nq = m->cfg.n_queries;
+    if (kv)
+        FRT_TRY(fs_mha_kv(m->be, ar, att, ut, t, kv, kv + nq * ch, nq, &l->film_attn,
+                          m->cfg.film_heads));
+    else
+        FRT_TRY(fs_mha(m->be, ar, att, ut, t, spk, nq, &l->film_attn, m->cfg.film_heads));
     FRT_TRY(fs_linear(m->be, gb, att, t, &l->film_lin));
-    for (int64_t i = 0; i < t; i++) {
-        const float *gamma = gb + i * 4 * ch, *beta = gamma + 2 * ch;
-        for (int64_t c = 0; c < 2 * ch; c++)
-            z[c * t + i] = z[c * t + i] * (1.0f + gamma[c]) + beta[c];
-    }
+    film_job fj = {z, gb, ch, t};
+    run_split(frt_pool_default(), 2 * ch * t, film_task, &fj);
     ar->used = mark;
     return FRT_OK;
 }
 
+static int64_t film_layers(const fs_wavenet *wn)
+{
+    int64_t n = 0;
+    for (int i = 0; i < wn->layers; i++) n += wn->l[i].film;
+    return n;
+}
+
+size_t fs_wn_cache_floats(const fs_config *c, int64_t t)
+{
+    size_t cond = (size_t)c->wn_layers * 2 * (size_t)c->wn_channels * (size_t)t;
+    if (cond > FS_WN_CACHE_COND) cond = FS_WN_CACHE_COND;
+    return cond + (size_t)c->wn_layers * 2 * (size_t)c->n_queries * (size_t)c->wn_channels;
+}
+
+frt_status fs_wn_cache_init(frt_fs_model *m, const fs_wavenet *wn, int64_t t, fs_wn_cache *c)
+{
+    *c = (fs_wn_cache){0};
+    size_t per = 2 * (size_t)wn->ch * (size_t)t;
+    size_t layers = t > 0 ? FS_WN_CACHE_COND / per : 0;
+    if (layers > (size_t)wn->layers) layers = (size_t)wn->layers;
+    size_t kv = (size_t)film_layers(wn) * 2 * (size_t)m->cfg.n_queries * (size_t)wn->ch;
+    c->kv = fs_take(&m->arena, kv);
+    c->cond = layers ? fs_take(&m->arena, layers * per) : NULL;
+    if (!c->kv || (layers && !c->cond)) return FRT_ERR_INTERNAL;
+    c->layers = (int)layers;
+    c->t = t;
+    return FRT_OK;
+}
+
+/* The speaker keys and values of FiLM layer l into kv [2, Q, C]. */
+static frt_status film_kv(frt_fs_model *m, const fs_wn_layer *l, const float *spk, int64_t ch,
+                          float *kv)
+{
+    int64_t nq = m->cfg.n_queries;
+    FRT_TRY(fs_linear(m->be, kv, spk, nq, &l->film_attn.k));
+    return fs_linear(m->be, kv + nq * ch, spk, nq, &l->film_attn.v);
+}
+
 /* F(x, c_noise, cond, spk): x [cin, t], cond [H, t] -> y [cout, t]. */
 static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
-                          double c_noise, const float *cond, const float *spk, float *y)
+                          double c_noise, const float *cond, const float *spk, float *y,
+                          fs_wn_cache *cache)
 {
     fs_arena *ar = &m->arena;
     int64_t ch = wn->ch, n = ch * t;
@@ -73,18 +165,27 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
     memset(skip, 0, (size_t)n * sizeof(float));
     const float inv_sqrt2 = (float)(1.0 / sqrt(2.0));
     frt_pool *pool = frt_pool_default();
+    const bool fill = cache && !cache->ready, use = cache && cache->ready;
+    int64_t nq = m->cfg.n_queries, f = 0;
     for (int i = 0; i < wn->layers; i++) {
         const fs_wn_layer *l = &wn->l[i];
         FRT_TRY(fs_poll_cancel(m));
         FRT_TRY(fs_linear(m->be, tl, temb, 1, &l->time));
-        /* the element-wise steps go through the vector kernels (this file
-         * is built for the baseline ISA), the large ones split over the pool */
-        for (int64_t c = 0; c < ch; c++) frt_cpu_add(u + c * t, h + c * t, tl + c, t, 1, NULL);
+        bias_job bj = {u, h, tl, ch, t};
+        run_split(pool, n, bias_task, &bj);
         int dil = 1 << (i % m->cfg.wn_dilation_cycle);
         FRT_TRY(fs_conv_same(m->be, z, u, t, &l->conv, dil));
-        FRT_TRY(fs_conv1d(m->be, o, cond, t, &l->cond, 1, 0, 1));
-        frt_cpu_add(z, z, o, 2 * n, 2 * n, pool);
-        if (l->film) FRT_TRY(film(m, l, ch, u, t, spk, z));
+        /* the condition's projection: the same in every pass over a cache */
+        const bool in_cache = cache && i < cache->layers;
+        float *oc = in_cache ? cache->cond + (size_t)i * 2 * (size_t)n : o;
+        if (!(use && in_cache)) FRT_TRY(fs_conv1d(m->be, oc, cond, t, &l->cond, 1, 0, 1));
+        frt_cpu_add(z, z, oc, 2 * n, 2 * n, pool);
+        if (l->film) {
+            float *kv = cache ? cache->kv + f * 2 * nq * ch : NULL;
+            if (fill) FRT_TRY(film_kv(m, l, spk, ch, kv));
+            FRT_TRY(film(m, l, ch, u, t, spk, kv, z));
+            f++;
+        }
         /* u is free again: it takes the gate; vectorised exp, split over the
          * pool (libm's tanhf and expf cost about as much as a small conv) */
         frt_cpu_gate(u, z, z + n, n, pool);
@@ -93,6 +194,7 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
         frt_cpu_scale(h, h, inv_sqrt2, n, pool);
         frt_cpu_add(skip, skip, o + n, n, n, pool);
     }
+    if (fill) cache->ready = true;
     float s = (float)(1.0 / sqrt((double)wn->layers));
     frt_cpu_scale(skip, skip, s, n, pool);
     FRT_TRY(fs_conv1d(m->be, h, skip, t, &wn->skip_proj, 1, 0, 1));
@@ -102,9 +204,13 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
     return FRT_OK;
 }
 
-frt_status fs_consistency(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
-                          double sigma, const float *cond, const float *spk, float *y)
+frt_status fs_consistency_cached(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
+                                 double sigma, const float *cond, const float *spk, float *y,
+                                 fs_wn_cache *c)
 {
+    if (c && (c->t != t || !c->kv))
+        return frt_error(FRT_ERR_INTERNAL, "flashspeech: WaveNet cache of %lld frames, not %lld",
+                         (long long)c->t, (long long)t);
     double c_skip, c_out, c_in, c_noise;
     fs_precond(&m->cfg, sigma, &c_skip, &c_out, &c_in, &c_noise);
     size_t mark = m->arena.used;
@@ -112,10 +218,16 @@ frt_status fs_consistency(frt_fs_model *m, const fs_wavenet *wn, const float *x,
     float *xin = fs_take(&m->arena, (size_t)n);
     if (!xin) return FRT_ERR_INTERNAL;
     for (int64_t j = 0; j < n; j++) xin[j] = (float)(c_in * x[j]);
-    FRT_TRY(wavenet(m, wn, xin, t, c_noise, cond, spk, y));
+    FRT_TRY(wavenet(m, wn, xin, t, c_noise, cond, spk, y, c));
     for (int64_t j = 0; j < wn->cout * t; j++) y[j] = (float)(c_skip * x[j] + c_out * y[j]);
     m->arena.used = mark;
     return FRT_OK;
+}
+
+frt_status fs_consistency(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
+                          double sigma, const float *cond, const float *spk, float *y)
+{
+    return fs_consistency_cached(m, wn, x, t, sigma, cond, spk, y, NULL);
 }
 
 frt_status fs_refine(frt_fs_model *m, const fs_wavenet *wn, const float *init, const float *eps,

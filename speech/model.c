@@ -10,6 +10,7 @@
 #include "config.h"
 #include "error.h"
 #include "fs_internal.h"
+#include "fs_lcm.h"
 #include "threadpool.h"
 
 /* ---- config ----------------------------------------------------------------- */
@@ -570,8 +571,10 @@ static size_t arena_floats(const frt_fs_model *m)
                        : fs_codec_scratch(c, (int64_t)(p * (size_t)c->hop), (int64_t)t);
     size_t scratch = wide(wide(enc, pros), wide(wide(wn_ref, wn_lcm), codec));
     /* kept by synthesize: the zero prompt, h, log-durations, durations,
-     * noise, expanded/condition, pitch, condition^T, latents, noise */
-    size_t keep = q * h + n * (h + 4) + t * (2 * h + 3) + 3 * d * t;
+     * noise, expanded/condition, pitch, condition^T, latents, noise, the
+     * LCM's cache */
+    size_t keep = q * h + n * (h + 4) + t * (2 * h + 3) + 3 * d * t +
+                  fs_wn_cache_floats(c, (int64_t)t);
     /* kept by encode_prompt: padded audio and latents */
     size_t keep_prompt = p * (size_t)c->hop + p * d;
     return wide(keep, keep_prompt) + scratch + FS_ARENA_SLACK;
@@ -904,16 +907,23 @@ static frt_status synth_locked(frt_fs_model *m, const int32_t *ids, int64_t n, c
     fs_pitch_embed(m, e, lf0, t, e);
     fs_transpose(ct, e, t, hd);
 
-    /* consistency sampling: z = f(sigma_max eps, sigma_max) [, f(z + si eps', si)] */
-    if ((s = draw(&ns, zeps, (size_t)(dd * t))) != FRT_OK) goto fail;
-    for (int64_t j = 0; j < dd * t; j++) zn[j] = cfg->sigma_max * zeps[j];
-    if ((s = fs_consistency(m, &m->w.lcm, zn, t, cfg->sigma_max, ct, spk, z)) != FRT_OK) goto fail;
-    if (o->steps == 2) {
-        float si = o->sigma_inter > 0 ? o->sigma_inter : cfg->sigma_inter;
-        if ((s = draw(&ns, zeps, (size_t)(dd * t))) != FRT_OK) goto fail;
-        for (int64_t j = 0; j < dd * t; j++) zn[j] = z[j] + si * zeps[j];
-        if ((s = fs_consistency(m, &m->w.lcm, zn, t, si, ct, spk, z)) != FRT_OK) goto fail;
+    /* consistency sampling: z = f(sigma_max eps, sigma_max) [, f(z + si eps', si)];
+     * two steps share the projections of the condition and the speaker */
+    fs_wn_cache wc = {0};
+    if (o->steps == 2 && (s = fs_wn_cache_init(m, &m->w.lcm, t, &wc)) != FRT_OK) goto fail;
+    fs_wn_cache *cache = o->steps == 2 ? &wc : NULL;
+    if ((s = draw(&ns, zeps, (size_t)(dd * t))) == FRT_OK) {
+        for (int64_t j = 0; j < dd * t; j++) zn[j] = cfg->sigma_max * zeps[j];
+        s = fs_consistency_cached(m, &m->w.lcm, zn, t, cfg->sigma_max, ct, spk, z, cache);
     }
+    if (s == FRT_OK && o->steps == 2) {
+        float si = o->sigma_inter > 0 ? o->sigma_inter : cfg->sigma_inter;
+        if ((s = draw(&ns, zeps, (size_t)(dd * t))) == FRT_OK) {
+            for (int64_t j = 0; j < dd * t; j++) zn[j] = z[j] + si * zeps[j];
+            s = fs_consistency_cached(m, &m->w.lcm, zn, t, si, ct, spk, z, cache);
+        }
+    }
+    if (s != FRT_OK) goto fail;
     for (int64_t j = 0; j < dd * t; j++) z[j] *= cfg->latent_norm;
     if (cfg->prompt_match && prompt && prompt->stats.bands &&
         prompt->stats.n_bands == m->voc.bands &&

@@ -62,6 +62,29 @@ static void bias_task(void *arg, int ith, int nth)
         frt_cpu_add(b->u + c * b->t, b->h + c * b->t, b->tl + c, b->t, 1, NULL);
 }
 
+/* A layer's residual and skip: h = (h + o_res) / sqrt(2), skip += o_skip, in
+ * chunks that stay in cache between the three passes, over the pool. */
+typedef struct {
+    float *h, *skip;
+    const float *ores, *oskip;
+    float s;
+    int64_t n;
+} resid_job;
+
+static void resid_task(void *arg, int ith, int nth)
+{
+    const resid_job *r = arg;
+    enum { CHUNK = 2048 };
+    long b0, b1;
+    frt_split_range((long)((r->n + CHUNK - 1) / CHUNK), ith, nth, &b0, &b1);
+    for (int64_t i = (int64_t)b0 * CHUNK; i < (int64_t)b1 * CHUNK && i < r->n; i += CHUNK) {
+        int64_t len = r->n - i < CHUNK ? r->n - i : CHUNK;
+        frt_cpu_add(r->h + i, r->h + i, r->ores + i, len, len, NULL);
+        frt_cpu_scale(r->h + i, r->h + i, r->s, len, NULL);
+        frt_cpu_add(r->skip + i, r->skip + i, r->oskip + i, len, len, NULL);
+    }
+}
+
 /* z [2C, t] = z * (1 + gamma^T) + beta^T from gb [t, 4C]: blocks of 16
  * channels over the pool (each step reads a line of gb, writes 16 rows). */
 typedef struct {
@@ -190,9 +213,8 @@ static frt_status wavenet(frt_fs_model *m, const fs_wavenet *wn, const float *x,
          * pool (libm's tanhf and expf cost about as much as a small conv) */
         frt_cpu_gate(u, z, z + n, n, pool);
         FRT_TRY(fs_conv1d(m->be, o, u, t, &l->out, 1, 0, 1));
-        frt_cpu_add(h, h, o, n, n, pool);
-        frt_cpu_scale(h, h, inv_sqrt2, n, pool);
-        frt_cpu_add(skip, skip, o + n, n, n, pool);
+        resid_job rj = {h, skip, o, o + n, inv_sqrt2, n};
+        run_split(pool, n, resid_task, &rj);
     }
     if (fill) cache->ready = true;
     float s = (float)(1.0 / sqrt((double)wn->layers));

@@ -32,7 +32,9 @@ frt_status fs_consistency_cached(frt_fs_model *m, const fs_wavenet *wn, const fl
                                  double sigma, const float *cond, const float *spk, float *y,
                                  fs_wn_cache *c);
 
-/* The attention of fs_mha on keys and values already projected: k, v [nk, c]. */
+/* The attention of fs_mha on keys and values already projected: k, v [nk, c].
+ * An attention without output projection (a->o cleared: folded into the
+ * FiLM linear at load) leaves the heads [nq, c] in y. */
 frt_status fs_mha_kv(frt_backend *be, fs_arena *ar, float *y, const float *xq, int64_t nq,
                      const float *k, const float *v, int64_t nk, const fs_attn *a, int heads);
 

@@ -87,7 +87,9 @@ frt_status fs_mha_kv(frt_backend *be, fs_arena *ar, float *y, const float *xq, i
 {
     int64_t c = a->q.w.shape[0], d = c / heads;
     size_t mark = ar->used;
-    float *q = fs_take(ar, (size_t)(nq * c)), *o = fs_take(ar, (size_t)(nq * c));
+    /* no output projection (folded into what follows): y takes the heads */
+    const bool proj = a->o.w.data != NULL;
+    float *q = fs_take(ar, (size_t)(nq * c)), *o = proj ? fs_take(ar, (size_t)(nq * c)) : y;
     if (!q || !o) return FRT_ERR_INTERNAL;
     FRT_TRY(fs_linear(be, q, xq, nq, &a->q));
     int64_t sq[3] = {nq, heads, d}, sk[3] = {nk, heads, d};
@@ -96,7 +98,7 @@ frt_status fs_mha_kv(frt_backend *be, fs_arena *ar, float *y, const float *xq, i
     frt_tensor tv = frt_tensor_view((float *)v, FRT_F32, 3, sk);
     frt_attn_params p = {.scale = (float)(1.0 / sqrt((double)d))};
     FRT_TRY(frt_attention(be, &to, &tq, &tk, &tv, &p));
-    FRT_TRY(fs_linear(be, y, o, nq, &a->o));
+    if (proj) FRT_TRY(fs_linear(be, y, o, nq, &a->o));
     ar->used = mark;
     return FRT_OK;
 }

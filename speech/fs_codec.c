@@ -114,6 +114,32 @@ frt_status fs_codec_encode(frt_fs_model *m, const float *pcm, int64_t n, float *
     return FRT_OK;
 }
 
+/* The scatter of conv_transpose, output channels over the pool. */
+typedef struct {
+    float *y;
+    const float *col, *bias;
+    int64_t cout, k, len, s, pad;
+} scatter_job;
+
+static void scatter_task(void *arg, int ith, int nth)
+{
+    const scatter_job *j = arg;
+    const int64_t k = j->k, cout = j->cout, tout = j->len * j->s;
+    long c0, c1;
+    frt_split_range((long)cout, ith, nth, &c0, &c1);
+    for (int64_t co = c0; co < c1; co++) {
+        float *yr = j->y + co * tout;
+        for (int64_t i = 0; i < tout; i++) yr[i] = j->bias[co];
+        for (int64_t t = 0; t < j->len; t++) {
+            const float *cr = j->col + t * cout * k + co * k;
+            for (int64_t kk = 0; kk < k; kk++) {
+                int64_t o = t * j->s + kk - j->pad;
+                if (o >= 0 && o < tout) yr[o] += cr[kk];
+            }
+        }
+    }
+}
+
 /* ConvTranspose1d (padding ceil(s/2), output padding s % 2, so len * s
  * outputs) as a GEMM and a scatter: col [len, cout * k] = a^T w_r^T with
  * w_r [cout * k, cin], then y[co, t s + k - pad] += col[t, co k + k]. */
@@ -124,18 +150,12 @@ static frt_status conv_transpose(frt_fs_model *m, const fs_conv *c, int s, const
     fs_transpose(at, a, c->cin, len);
     frt_tensor tc = fs_t2(col, len, cout * k), ta = fs_t2(at, len, c->cin);
     FRT_TRY(frt_linear(m->be, &tc, &ta, &c->w, NULL));
-    const float *bias = c->b.data;
-    for (int64_t co = 0; co < cout; co++) {
-        float *yr = y + co * tout;
-        for (int64_t j = 0; j < tout; j++) yr[j] = bias[co];
-        for (int64_t t = 0; t < len; t++) {
-            const float *cr = col + t * cout * k + co * k;
-            for (int64_t kk = 0; kk < k; kk++) {
-                int64_t o = t * s + kk - pad;
-                if (o >= 0 && o < tout) yr[o] += cr[kk];
-            }
-        }
-    }
+    scatter_job sj = {y, col, c->b.data, cout, k, len, s, pad};
+    frt_pool *pool = frt_pool_default();
+    if (cout * tout < 16384)
+        scatter_task(&sj, 0, 1);
+    else
+        frt_pool_run(pool, scatter_task, &sj);
     return FRT_OK;
 }
 

@@ -6,7 +6,6 @@
 #include "error.h"
 #include "fs_internal.h"
 #include "fs_lcm.h"
-#include "gemm.h"
 #include "ops.h"
 #include "threadpool.h"
 
@@ -107,53 +106,6 @@ static void film_task(void *arg, int ith, int nth)
     }
 }
 
-static frt_status film_kv(frt_fs_model *m, const fs_wn_layer *l, const float *spk, int64_t ch,
-                          float *kv);
-
-/* y [M, N] (ldy) = x [M, K] (ldx) w [N, K]^T (ldw) on the calling thread or
- * the pool. */
-static frt_status gemm(int64_t M, int64_t N, int64_t K, const float *x, int64_t ldx,
-                       const float *w, int64_t ldw, const float *bias, float *y, int64_t ldy,
-                       frt_pool *pool)
-{
-    frt_gemm_args g = {M, N, K, x, ldx, w, FRT_F32, ldw, bias, y, ldy, false};
-    return frt_cpu_gemm(&g, pool);
-}
-
-/* gb [t, 4C] of a FiLM layer whose attention output projection is folded
- * into film_lin (model.c: fold_film_out), from ut [t, C]; kv: the speaker
- * keys and values [2, Q, C] (NULL: projected here). */
-static frt_status film_folded(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const float *ut,
-                              int64_t t, const float *spk, const float *kv, float *gb)
-{
-    fs_arena *ar = &m->arena;
-    const int64_t nq = m->cfg.n_queries, heads = m->cfg.film_heads, d = ch / heads;
-    const int64_t hq = heads * nq;
-    size_t mark = ar->used;
-    float *q = fs_take(ar, (size_t)(t * ch)), *p = fs_take(ar, (size_t)(t * hq));
-    float *vv = fs_take(ar, (size_t)(4 * ch * hq));
-    if (!q || !p || !vv) return FRT_ERR_INTERNAL;
-    if (!kv) {
-        float *own = fs_take(ar, (size_t)(2 * nq * ch));
-        if (!own) return FRT_ERR_INTERNAL;
-        FRT_TRY(film_kv(m, l, spk, ch, own));
-        kv = own;
-    }
-    const float *k = kv, *v = kv + nq * ch, *wfo = l->film_lin.w.data;
-    frt_pool *pool = frt_pool_default();
-    FRT_TRY(fs_linear(m->be, q, ut, t, &l->film_attn.q));
-    for (int64_t h = 0; h < heads; h++) {
-        /* P_h = q_h K_h^T [t, nq]; V''_h = W_fo[:, h] V_h^T [4C, nq] */
-        FRT_TRY(gemm(t, nq, d, q + h * d, ch, k + h * d, ch, NULL, p + h * nq, hq, NULL));
-        FRT_TRY(gemm(4 * ch, nq, d, wfo + h * d, ch, v + h * d, ch, NULL, vv + h * nq, hq, pool));
-    }
-    frt_cpu_scale(p, p, (float)(1.0 / sqrt((double)d)), t * hq, pool);
-    frt_cpu_softmax(p, p, t * heads, nq, pool);
-    FRT_TRY(gemm(t, 4 * ch, hq, p, hq, vv, hq, l->film_lin.b.data, gb, 4 * ch, pool));
-    ar->used = mark;
-    return FRT_OK;
-}
-
 /* z [2C, t] = z * (1 + gamma^T) + beta^T, gamma | beta = film(MHA(u^T, spk));
  * kv: the layer's speaker keys and values [2, Q, C], NULL: projected here. */
 static frt_status film(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const float *u, int64_t t,
@@ -161,14 +113,17 @@ static frt_status film(frt_fs_model *m, const fs_wn_layer *l, int64_t ch, const 
 {
     fs_arena *ar = &m->arena;
     size_t mark = ar->used;
-    float *ut = fs_take(ar, (size_t)(t * ch)), *gb = fs_take(ar, (size_t)(t * 4 * ch));
-    if (!ut || !gb) return FRT_ERR_INTERNAL;
+    float *ut = fs_take(ar, (size_t)(t * ch)), *att = fs_take(ar, (size_t)(t * ch));
+    float *gb = fs_take(ar, (size_t)(t * 4 * ch));
+    if (!ut || !att || !gb) return FRT_ERR_INTERNAL;
     fs_transpose(ut, u, ch, t);
-    /* the attention's output projection is folded into film_lin (model.c:
-     * fold_film_out): gb = P V''^T + b_fo with P [t, heads nq] the attention
-     * weights and V''_h = W_fo,h V_h^T [4C, nq] per head, 180 + 67 instead
-     * of 90 + 360 MFLOP at 512 channels */
-    FRT_TRY(film_folded(m, l, ch, ut, t, spk, kv, gb));
+    int64_t nq = m->cfg.n_queries;
+    if (kv)
+        FRT_TRY(fs_mha_kv(m->be, ar, att, ut, t, kv, kv + nq * ch, nq, &l->film_attn,
+                          m->cfg.film_heads));
+    else
+        FRT_TRY(fs_mha(m->be, ar, att, ut, t, spk, nq, &l->film_attn, m->cfg.film_heads));
+    FRT_TRY(fs_linear(m->be, gb, att, t, &l->film_lin));
     film_job fj = {z, gb, ch, t};
     run_split(frt_pool_default(), 2 * ch * t, film_task, &fj);
     ar->used = mark;

@@ -1,5 +1,6 @@
 /* Internal to the FlashSpeech model: what the two consistency steps of a
- * synthesis share (fs_lcm.c). */
+ * synthesis share (fs_lcm.c), and the attention on keys and values
+ * projected beforehand (fs_ops.c) that it uses. */
 #ifndef FRT_SPEECH_FS_LCM_H
 #define FRT_SPEECH_FS_LCM_H
 
@@ -30,5 +31,11 @@ frt_status fs_wn_cache_init(frt_fs_model *m, const fs_wavenet *wn, int64_t t, fs
 frt_status fs_consistency_cached(frt_fs_model *m, const fs_wavenet *wn, const float *x, int64_t t,
                                  double sigma, const float *cond, const float *spk, float *y,
                                  fs_wn_cache *c);
+
+/* The attention of fs_mha on keys and values already projected: k, v [nk, c].
+ * An attention without output projection (a->o cleared: folded into the
+ * FiLM linear at load) leaves the heads [nq, c] in y. */
+frt_status fs_mha_kv(frt_backend *be, fs_arena *ar, float *y, const float *xq, int64_t nq,
+                     const float *k, const float *v, int64_t nk, const fs_attn *a, int heads);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "fs_internal.h"
+#include "fs_lcm.h"
 
 float *fs_take(fs_arena *a, size_t n)
 {
@@ -81,23 +82,37 @@ void fs_transpose(float *y, const float *x, int64_t rows, int64_t cols)
         }
 }
 
-frt_status fs_mha(frt_backend *be, fs_arena *ar, float *y, const float *xq, int64_t nq,
-                  const float *xkv, int64_t nk, const fs_attn *a, int heads)
+frt_status fs_mha_kv(frt_backend *be, fs_arena *ar, float *y, const float *xq, int64_t nq,
+                     const float *k, const float *v, int64_t nk, const fs_attn *a, int heads)
 {
     int64_t c = a->q.w.shape[0], d = c / heads;
     size_t mark = ar->used;
-    float *q = fs_take(ar, (size_t)(nq * c)), *k = fs_take(ar, (size_t)(nk * c));
-    float *v = fs_take(ar, (size_t)(nk * c)), *o = fs_take(ar, (size_t)(nq * c));
-    if (!q || !k || !v || !o) return FRT_ERR_INTERNAL;
+    /* no output projection (folded into what follows): y takes the heads */
+    const bool proj = a->o.w.data != NULL;
+    float *q = fs_take(ar, (size_t)(nq * c)), *o = proj ? fs_take(ar, (size_t)(nq * c)) : y;
+    if (!q || !o) return FRT_ERR_INTERNAL;
     FRT_TRY(fs_linear(be, q, xq, nq, &a->q));
-    FRT_TRY(fs_linear(be, k, xkv, nk, &a->k));
-    FRT_TRY(fs_linear(be, v, xkv, nk, &a->v));
     int64_t sq[3] = {nq, heads, d}, sk[3] = {nk, heads, d};
     frt_tensor tq = frt_tensor_view(q, FRT_F32, 3, sq), to = frt_tensor_view(o, FRT_F32, 3, sq);
-    frt_tensor tk = frt_tensor_view(k, FRT_F32, 3, sk), tv = frt_tensor_view(v, FRT_F32, 3, sk);
+    frt_tensor tk = frt_tensor_view((float *)k, FRT_F32, 3, sk);
+    frt_tensor tv = frt_tensor_view((float *)v, FRT_F32, 3, sk);
     frt_attn_params p = {.scale = (float)(1.0 / sqrt((double)d))};
     FRT_TRY(frt_attention(be, &to, &tq, &tk, &tv, &p));
-    FRT_TRY(fs_linear(be, y, o, nq, &a->o));
+    if (proj) FRT_TRY(fs_linear(be, y, o, nq, &a->o));
+    ar->used = mark;
+    return FRT_OK;
+}
+
+frt_status fs_mha(frt_backend *be, fs_arena *ar, float *y, const float *xq, int64_t nq,
+                  const float *xkv, int64_t nk, const fs_attn *a, int heads)
+{
+    int64_t c = a->q.w.shape[0];
+    size_t mark = ar->used;
+    float *k = fs_take(ar, (size_t)(nk * c)), *v = fs_take(ar, (size_t)(nk * c));
+    if (!k || !v) return FRT_ERR_INTERNAL;
+    FRT_TRY(fs_linear(be, k, xkv, nk, &a->k));
+    FRT_TRY(fs_linear(be, v, xkv, nk, &a->v));
+    FRT_TRY(fs_mha_kv(be, ar, y, xq, nq, k, v, nk, a, heads));
     ar->used = mark;
     return FRT_OK;
 }

@@ -373,8 +373,8 @@ static frt_status load_prosody(loader *ld, const char *p, int layers, int filter
 
 /* FiLM's linear after its attention's output projection as one linear:
  * film(o(a)) = (W_f W_o) a + (W_f b_o + b_f), 4 ch x ch in the converted
- * block, in film_lin; film_attn.o is cleared (fs_lcm.c: film_folded applies
- * W_f W_o per head to the values instead). */
+ * block; film_attn.o is cleared, which tells fs_lcm.c to feed the attention
+ * straight into film_lin (a quarter fewer multiply-adds per FiLM). */
 static frt_status fold_film_out(frt_fs_model *m, int64_t ch, fs_wn_layer *l)
 {
     float *w = take_weights(m, (size_t)(4 * ch * ch)), *b = take_weights(m, (size_t)(4 * ch));
@@ -582,13 +582,12 @@ size_t fs_scratch_prosody(const fs_config *c, int64_t len)
 
 size_t fs_scratch_wavenet(const fs_config *c, int ch, int cin, int64_t len, bool refine)
 {
-    /* peak inside FiLM (fs_lcm.c: film_folded): h, skip, u, z, o (7 C L),
-     * FiLM's u^T, gamma|beta (5 C L), q (C L), the attention weights
-     * (heads Q L), V'' (4 C heads Q), k and v (2 Q C), the time vectors
-     * (8 C); the scaled input (cin L); a refiner's x, r and cond^T (2 L + H L) */
-    size_t l = (size_t)len, cc = (size_t)ch, hq = (size_t)c->film_heads * (size_t)c->n_queries;
-    size_t s = l * (13 * cc + hq + (size_t)cin) + 8 * cc + 2 * (size_t)c->n_queries * cc +
-               4 * cc * hq;
+    /* peak inside FiLM's attention: h, skip, u, z, o (7 C L), FiLM's u^T,
+     * attention out, gamma|beta (6 C L), q and o (2 C L), k and v (2 Q C),
+     * the time vectors (8 C); the scaled input (cin L); a refiner's x, r
+     * and cond^T (2 L + H L) */
+    size_t l = (size_t)len, cc = (size_t)ch;
+    size_t s = l * (15 * cc + (size_t)cin) + 8 * cc + 2 * (size_t)c->n_queries * cc;
     return refine ? s + l * (2 + (size_t)c->hidden) : s;
 }
 

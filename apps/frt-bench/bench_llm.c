@@ -26,7 +26,7 @@
 
 typedef struct {
     bool json, quick;
-    frt_dtype dtype;
+    frt_dtype dtype, kv;
     int64_t layers, prefill, decode;
 } llm_opts;
 
@@ -40,11 +40,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: frt-bench llm [--json] [--config vicuna-7b] [--dtype bf16|f16|f32] [--quick]\n"
-            "                     [--layers N] [--prefill N] [--decode N]\n"
+            "                     [--layers N] [--prefill N] [--decode N] [--kv f16|f32]\n"
             "  Llama-2-7B decoder (vicuna-7b) on random weights in memory: prefill of\n"
             "  --prefill tokens in one step (default 713) vs the bf16 dot-product peak,\n"
             "  then --decode greedy tokens (default 16) vs the DRAM bandwidth bound.\n"
             "  --dtype         weights (default bf16; f32 needs 27 GB)\n"
+            "  --kv            KV cache precision (default f32; f16 halves the cache\n"
+            "                  bytes read per decode token)\n"
             "  --layers N      run N of the 32 layers (same widths; named in the rows)\n"
             "  --quick         --layers 2 --prefill 128 --decode 8\n"
             "  Threads: FRT_THREADS. The full run needs ~15 GB of memory.\n");
@@ -91,7 +93,7 @@ static bool add_model(bench_ckpt *c, frt_dtype dt, const llm_dims *v)
 
 static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
 {
-    *o = (llm_opts){.dtype = FRT_BF16, .layers = 0, .prefill = 0, .decode = 0};
+    *o = (llm_opts){.dtype = FRT_BF16, .kv = FRT_F32, .layers = 0, .prefill = 0, .decode = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) {
@@ -114,6 +116,17 @@ static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
                 o->dtype = FRT_F32;
             else {
                 fprintf(stderr, "frt-bench llm: --dtype takes bf16, f16 or f32\n");
+                *rc = 2;
+                return false;
+            }
+        } else if (!strcmp(a, "--kv") && i + 1 < argc) {
+            const char *d = argv[++i];
+            if (!strcmp(d, "f16"))
+                o->kv = FRT_F16;
+            else if (!strcmp(d, "f32"))
+                o->kv = FRT_F32;
+            else {
+                fprintf(stderr, "frt-bench llm: --kv takes f16 or f32\n");
                 *rc = 2;
                 return false;
             }
@@ -195,7 +208,8 @@ static llm_result run_model(const llm_opts *o, const llm_dims *v)
         s = frt_config_parse(json, strlen(json), "vicuna-7b", &cfg);
     }
     const int64_t warm = 16;
-    frt_llama_options lo = {.max_ctx = warm + o->prefill + o->decode + 1, .max_batch = o->prefill};
+    frt_llama_options lo = {.max_ctx = warm + o->prefill + o->decode + 1, .max_batch = o->prefill,
+                            .kv_dtype = o->kv};
     if (s == FRT_OK) s = frt_llama_open(st, cfg, &lo, NULL, &m);
     if (s == FRT_OK) {
         ids = malloc((size_t)o->prefill * sizeof *ids);
@@ -286,7 +300,7 @@ int bench_llm_main(int argc, char **argv)
     /* per decode token: every layer matrix, lm_head, one embedding row */
     const double wbytes = (L * layer_params + V * D + D) * esize;
     const double ctx = n + (double)o.decode / 2; /* mean cache length while decoding */
-    const double kv_bytes = L * 2 * ctx * KD * 4;
+    const double kv_bytes = L * 2 * ctx * KD * (double)frt_dtype_size(o.kv);
 
     bench_out *out = bench_out_begin("llm", &m, o.json);
     const bool f32 = o.dtype == FRT_F32;
@@ -310,11 +324,11 @@ int bench_llm_main(int argc, char **argv)
              "\"vs\": \"dram\", \"weight_gb_per_token\": %.3f, \"gbps\": %.2f,"
              " \"bound_ms\": %.2f, \"kv_gb_per_token\": %.3f, \"best_token_ms\": %.2f,"
              " \"mean_token_ms\": %.2f, \"ratio_with_kv\": %.3f, \"tokens\": %lld,"
-             " \"cpu_share\": %.2f",
+             " \"kv\": \"%s\", \"cpu_share\": %.2f",
              wbytes * 1e-9, wbytes / per_tok * 1e-9, bound * 1e3, kv_bytes * 1e-9,
              r.decode_best_s * 1e3, r.decode_s / (double)o.decode * 1e3,
              (wbytes + kv_bytes) / (m.dram_gbps * 1e9) / per_tok, (long long)o.decode,
-             r.decode_cpu / (r.decode_s * m.threads));
+             dtype_label(o.kv), r.decode_cpu / (r.decode_s * m.threads));
     bench_out_row(out, name, "tokens_per_s", 1.0 / per_tok, per_tok * 1e3, bound / per_tok, r.rss,
                   extra);
     bench_out_end(out);

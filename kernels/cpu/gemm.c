@@ -39,7 +39,12 @@
 #define MB 512
 #define NB 192
 
-/* ---- per-thread packing scratch, allocated once and grown on demand ------ */
+/* ---- per-thread packing scratch, allocated once and grown on demand ------ *
+ * These buffers live as long as their thread, not as long as any object, so
+ * they come from the C allocator rather than frt_alloc: whether a call
+ * allocates depends on what the thread ran before, and counting them would
+ * make the allocation sequence of an open (tests/test_faults.c sweeps it)
+ * depend on history. Failure is still reported (FRT_ERR_NOMEM). */
 
 typedef struct {
     void *buf[2];
@@ -53,8 +58,8 @@ static _Thread_local gemm_scratch *tl_scratch;
 static void scratch_release(void *p)
 {
     gemm_scratch *s = p;
-    frt_free(s->buf[0]);
-    frt_free(s->buf[1]);
+    free(s->buf[0]);
+    free(s->buf[1]);
     free(s);
 }
 
@@ -73,9 +78,12 @@ static void *scratch_get(int which, size_t size)
     }
     gemm_scratch *s = tl_scratch;
     if (s->cap[which] < size) {
-        frt_free(s->buf[which]);
-        s->buf[which] = frt_alloc(size);
-        s->cap[which] = s->buf[which] ? size : 0;
+        free(s->buf[which]);
+        void *p = NULL;
+        size_t rounded = (size + 63) & ~(size_t)63;
+        if (rounded < size || posix_memalign(&p, 64, rounded) != 0) p = NULL;
+        s->buf[which] = p;
+        s->cap[which] = p ? size : 0;
     }
     return s->buf[which];
 }

@@ -317,16 +317,16 @@ Test(gemm, out_of_memory_is_reported)
      * that this thread's scratch is still empty */
     if (frt_cpu()->avx512) {
         frt_gemm_args g = {2, 64, 64, x, 64, wb, FRT_BF16, 64, NULL, y, 64, false};
-        frt_alloc_fail_after(1);
+        frt_gemm_scratch_fail_after(1);
         cr_assert_eq(frt_cpu_gemm(&g, NULL), FRT_ERR_NOMEM);
-        frt_alloc_fail_after(0);
+        frt_gemm_scratch_fail_after(0);
         cr_assert_eq(frt_cpu_gemm(&g, NULL), FRT_OK);
     }
     frt_gemm_args a = {64, 64, 64, x, 64, w, FRT_F32, 64, NULL, y, 64, false};
-    frt_alloc_fail_after(1);
+    frt_gemm_scratch_fail_after(1);
     cr_assert_eq(frt_cpu_gemm(&a, NULL), FRT_ERR_NOMEM);
     cr_assert_eq(frt_last_status(), FRT_ERR_NOMEM);
-    frt_alloc_fail_after(0);
+    frt_gemm_scratch_fail_after(0);
     gemm_case c = {64, 64, 64, FRT_F32, true, true, true};
     run_case(&c, NULL, &r);
 }

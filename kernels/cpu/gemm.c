@@ -55,6 +55,16 @@ static pthread_key_t g_scratch_key;
 static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
 static _Thread_local gemm_scratch *tl_scratch;
 
+static long g_scratch_fail; /* tests: see frt_gemm_scratch_fail_after */
+
+void frt_gemm_scratch_fail_after(long n) { __atomic_store_n(&g_scratch_fail, n, __ATOMIC_SEQ_CST); }
+
+static bool scratch_injected_failure(void)
+{
+    long n = __atomic_load_n(&g_scratch_fail, __ATOMIC_SEQ_CST);
+    return n > 0 && __atomic_sub_fetch(&g_scratch_fail, 1, __ATOMIC_SEQ_CST) == 0;
+}
+
 static void scratch_release(void *p)
 {
     gemm_scratch *s = p;
@@ -81,7 +91,8 @@ static void *scratch_get(int which, size_t size)
         free(s->buf[which]);
         void *p = NULL;
         size_t rounded = (size + 63) & ~(size_t)63;
-        if (rounded < size || posix_memalign(&p, 64, rounded) != 0) p = NULL;
+        if (rounded < size || scratch_injected_failure() || posix_memalign(&p, 64, rounded) != 0)
+            p = NULL;
         s->buf[which] = p;
         s->cap[which] = p ? size : 0;
     }

@@ -30,6 +30,11 @@ typedef struct frt_gemm_args {
  * GEMV path for small M. FRT_ERR_INVALID_ARG on bad sizes or dtype. */
 frt_status frt_cpu_gemm(const frt_gemm_args *a, frt_pool *pool);
 
+/* Tests: the n-th growth of a per-thread packing buffer from now on fails
+ * (0: off). The buffers come from the C allocator, not frt_alloc (see
+ * gemm.c), so frt_alloc_fail_after does not reach them. */
+void frt_gemm_scratch_fail_after(long n);
+
 /* Naive twin for the tests: triple loop, double accumulation. */
 void frt_ref_gemm(const frt_gemm_args *a);
 

@@ -4,8 +4,8 @@
 # training): every question is asked at its time and sees at least the frames
 # up to it (file ingest may run ahead), the C answers agree with the PyTorch
 # reference (tools/vworld/ref_answer.py, given the same frame counts) and
-# some of them are right (a floor that untrained weights fail: 0 of 9 here;
-# the model's accuracy itself is measured by the held-out benchmark).
+# at least half of them are right (untrained weights: 0 of 9, the bundled
+# model: 5 of 9; its accuracy itself is measured by the held-out benchmark).
 # Exit 77 (ctest: skipped) without the model, ffmpeg, or torch/sentencepiece.
 set -euo pipefail
 build=$1
@@ -68,7 +68,7 @@ for q, a in zip(qs, c):
     print("     t=%-4d %-55s C %-12r ref %-12r truth %r" % (q["t"], q["question"], a["answer"], r["answer"], q["answer"]))
 n = max(len(qs), 1)
 check(agree >= 0.9 * n, "C agrees with the PyTorch reference on %d of %d" % (agree, n))
-check(right >= max(2, n // 4), "C answers %d of %d right (floor %d)" % (right, n, max(2, n // 4)))
+check(right >= max(2, n // 2), "C answers %d of %d right (floor %d)" % (right, n, max(2, n // 2)))
 print("%d passed, %d failed" % (0 if failed else 1, failed))
 sys.exit(1 if failed else 0)
 EOF

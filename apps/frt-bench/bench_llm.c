@@ -91,6 +91,20 @@ static bool add_model(bench_ckpt *c, frt_dtype dt, const llm_dims *v)
     return ok;
 }
 
+/* "bf16" (when allowed), "f16" or "f32" */
+static bool parse_dtype(const char *d, bool bf16, frt_dtype *out)
+{
+    if (bf16 && !strcmp(d, "bf16"))
+        *out = FRT_BF16;
+    else if (!strcmp(d, "f16"))
+        *out = FRT_F16;
+    else if (!strcmp(d, "f32"))
+        *out = FRT_F32;
+    else
+        return false;
+    return true;
+}
+
 static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
 {
     *o = (llm_opts){.dtype = FRT_BF16, .kv = FRT_F32, .layers = 0, .prefill = 0, .decode = 0};
@@ -107,25 +121,13 @@ static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
                 return false;
             }
         } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "bf16"))
-                o->dtype = FRT_BF16;
-            else if (!strcmp(d, "f16"))
-                o->dtype = FRT_F16;
-            else if (!strcmp(d, "f32"))
-                o->dtype = FRT_F32;
-            else {
+            if (!parse_dtype(argv[++i], true, &o->dtype)) {
                 fprintf(stderr, "frt-bench llm: --dtype takes bf16, f16 or f32\n");
                 *rc = 2;
                 return false;
             }
         } else if (!strcmp(a, "--kv") && i + 1 < argc) {
-            const char *d = argv[++i];
-            if (!strcmp(d, "f16"))
-                o->kv = FRT_F16;
-            else if (!strcmp(d, "f32"))
-                o->kv = FRT_F32;
-            else {
+            if (!parse_dtype(argv[++i], false, &o->kv)) {
                 fprintf(stderr, "frt-bench llm: --kv takes f16 or f32\n");
                 *rc = 2;
                 return false;

@@ -14,7 +14,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "alloc.h"
 #include "cpu.h"
 #include "error.h"
 #include "gemm.h"

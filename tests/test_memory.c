@@ -38,7 +38,9 @@ static void assert_close(const float *got, const float *ref, size_t n, const cha
 
 static void config_from_golden(const frt_st *st, frt_star_config *c, int *frames)
 {
-    const int32_t *v = get(st, "config", FRT_I32, NULL);
+    int64_t nv;
+    const int32_t *v = get(st, "config", FRT_I32, &nv);
+    cr_assert_eq(nv, 15, "config holds %lld values", (long long)nv);
     const float *alpha = get(st, "alpha", FRT_F32, NULL);
     frt_star_config_default(c, v[0]);
     c->p_spa = v[1];
@@ -55,6 +57,7 @@ static void config_from_golden(const frt_st *st, frt_star_config *c, int *frames
     c->kmeans_iters = v[12];
     c->alpha = alpha[0];
     *frames = v[13];
+    c->kmeans_init = v[14] ? FRT_STAR_INIT_WARD : FRT_STAR_INIT_RANDOM;
 }
 
 /* Replays a golden sequence through m and checks every frame. */
@@ -148,6 +151,14 @@ Test(memory_parity, default_sizes_compat)
 {
     parity("default_sizes_compat");
 }
+Test(memory_parity, tiny_ward)
+{
+    parity("tiny_ward");
+}
+Test(memory_parity, default_sizes_ward)
+{
+    parity("default_sizes_ward");
+}
 
 static const frt_cpu_info isa_scalar = {0}, isa_avx2 = {.avx2 = true},
                           isa_all = {true, true, true, true};
@@ -158,8 +169,9 @@ static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
  * the best one). */
 Test(memory_parity, every_isa)
 {
-    static const char *const names[] = {"tiny", "tiny_compat", "grid8_abs2", "default_sizes",
-                                        "default_sizes_compat"};
+    static const char *const names[] = {"tiny",          "tiny_compat",          "grid8_abs2",
+                                        "default_sizes", "default_sizes_compat", "tiny_ward",
+                                        "default_sizes_ward"};
     for (int isa = 0; isa < 3; isa++) {
         frt_cpu_restrict(isas[isa]);
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -618,7 +630,8 @@ static bool same_config(const frt_star_config *a, const frt_star_config *b)
            a->p_abs == b->p_abs && a->n_spa == b->n_spa && a->n_tem == b->n_tem &&
            a->n_abs == b->n_abs && a->n_ret == b->n_ret && a->n_buff == b->n_buff &&
            a->hidden == b->hidden && a->alpha == b->alpha && a->kmeans_iters == b->kmeans_iters &&
-           a->kmeans_tol == b->kmeans_tol && a->compat == b->compat && a->seed == b->seed;
+           a->kmeans_tol == b->kmeans_tol && a->compat == b->compat && a->seed == b->seed &&
+           a->kmeans_init == b->kmeans_init;
 }
 
 Test(memory, config_errors)
@@ -629,9 +642,12 @@ Test(memory, config_errors)
         "{\"compress_Turing_update_ratio\": 1.5}",
         "{\"video_long_memory_length\": -1}",
         "{\"compress_size\": \"8\"}",
+        "{\"kmeans_init\": \"kmeans++\"}",
+        "{\"kmeans_init\": 1}",
     };
     static const frt_status want[] = {FRT_ERR_UNSUPPORTED, FRT_ERR_FORMAT, FRT_ERR_FORMAT,
-                                      FRT_ERR_FORMAT, FRT_ERR_FORMAT};
+                                      FRT_ERR_FORMAT,      FRT_ERR_FORMAT, FRT_ERR_FORMAT,
+                                      FRT_ERR_FORMAT};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         frt_config *j;
         cr_assert_eq(frt_config_parse(bad[i], strlen(bad[i]), "config.json", &j), FRT_OK);
@@ -657,6 +673,12 @@ Test(memory, config_errors)
     cr_assert_eq(frt_star_config_read(j, &c), FRT_OK);
     cr_assert(same_config(&c, &d));
     cr_assert_eq(frt_star_tokens_after(&c, 100), 681);
+    cr_assert_eq(c.kmeans_init, FRT_STAR_INIT_RANDOM, "the release's config means random init");
+    frt_config_free(j);
+    const char *ward = "{\"kmeans_init\": \"ward\"}";
+    cr_assert_eq(frt_config_parse(ward, strlen(ward), "config.json", &j), FRT_OK);
+    cr_assert_eq(frt_star_config_read(j, &c), FRT_OK, "%s", frt_last_error());
+    cr_assert_eq(c.kmeans_init, FRT_STAR_INIT_WARD);
     frt_config_free(j);
 }
 

@@ -6,8 +6,9 @@ Writes tests/data/memory/<case>.safetensors; deterministic (same bytes on a
 re-run). Each file holds one recorded feature sequence and the reference
 memory's state after every frame:
   features [T, p_spa^2, C] F32     the input frames
-  config   [14] I32                dim p_spa p_tem p_abs n_spa n_tem n_abs n_ret
+  config   [15] I32                dim p_spa p_tem p_abs n_spa n_tem n_abs n_ret
                                    n_buff hidden compat seed kmeans_iters T
+                                   kmeans_init (0 random, 1 ward)
   alpha    [1] F32
   q_w [hidden, C], q_b [hidden], k_w [hidden, C], k_b [hidden] F32
   n_tokens [T] I32                 token count after frame t
@@ -26,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import safetensors_io as st  # noqa: E402
-from reference.star_memory import StarMemory, config_from_json, token_count  # noqa: E402
+from reference.star_memory import KMEANS_INITS, StarMemory, config_from_json, token_count  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
 OUT = os.path.join(ROOT, "memory")
@@ -76,7 +77,7 @@ def run(name, cfg, weights, t, seed, checked):
         ret.append(mem.retrieved + [-1] * (c["n_ret"] - len(mem.retrieved)))
         if i in checked:
             toks["tokens_%d" % i] = tk.contiguous()
-    cfg_vals = [int(c[k]) for k in CFG_ORDER] + [t]
+    cfg_vals = [int(c[k]) for k in CFG_ORDER] + [t, KMEANS_INITS.index(c.get("kmeans_init", "random"))]
     tensors = {
         "features": feats,
         "config": torch.tensor(cfg_vals, dtype=torch.int32),
@@ -109,6 +110,7 @@ def main():
     # 12-frame buffer so the ring wraps.
     run("tiny", tiny, tiny_w, 40, 11, every)
     run("tiny_compat", dict(tiny, compat=True), tiny_w, 40, 11, every)
+    run("tiny_ward", dict(tiny, kmeans_init="ward"), tiny_w, 40, 11, every)
     # An 8x8 grid with 2x2 abstract tokens, so the softmax runs over 4 keys
     # and the q/k projections matter.
     g8 = dict(dim=16, p_spa=8, p_tem=4, p_abs=2, n_spa=2, n_tem=5, n_abs=4, n_ret=3, n_buff=10,
@@ -119,6 +121,9 @@ def main():
                 n_buff=300, hidden=32, alpha=0.2, kmeans_iters=10, kmeans_tol=1e-4,
                 compat=False, seed=2024)
     run("default_sizes", full, random_weights(32, 16, 6), 60, 13, {0, 1, 2, 24, 25, 26, 27, 40, 59})
+    # Ward-initialised k-means at the release's sizes, long enough for heavy clusters
+    run("default_sizes_ward", dict(full, kmeans_init="ward"), random_weights(32, 16, 6), 90, 13,
+        {0, 25, 26, 27, 50, 70, 89})
     # compat at the release's sizes: the abstract memory attends to 25 frames at a time
     run("default_sizes_compat", dict(full, compat=True), random_weights(32, 16, 6), 60, 13,
         {1, 26, 27, 45, 50, 51, 52, 59})

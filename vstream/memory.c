@@ -149,6 +149,16 @@ frt_status frt_star_config_read(const frt_config *json, frt_star_config *c)
     if (strcmp(type, "weighted_kmeans") != 0)
         return frt_error(FRT_ERR_UNSUPPORTED,
                          "video_sample_type \"%s\": only weighted_kmeans is supported", type);
+    const char *init;
+    FRT_TRY(frt_config_string(json, "kmeans_init",
+                              n.kmeans_init == FRT_STAR_INIT_WARD ? "ward" : "random", &init));
+    if (strcmp(init, "random") == 0)
+        n.kmeans_init = FRT_STAR_INIT_RANDOM;
+    else if (strcmp(init, "ward") == 0)
+        n.kmeans_init = FRT_STAR_INIT_WARD;
+    else
+        return frt_error(FRT_ERR_FORMAT, "kmeans_init \"%s\": expected \"random\" or \"ward\"",
+                         init);
     if (n.p_spa % n.p_tem || n.p_spa % n.p_abs)
         return frt_error(FRT_ERR_FORMAT,
                          "compress_size %d is not a multiple of compress_long_memory_size %d and "
@@ -309,12 +319,28 @@ static void kmeans(frt_star *m)
         }
     }
 
+    int wi = -1, wl = -1; /* ward: the merged pair */
     for (int i = 0; i < n; i++) m->perm[i] = i;
-    for (int i = 0; i < k; i++) {
-        int j = i + (int)(next_rand(&m->rng) % (uint64_t)(n - i));
-        int t = m->perm[i];
-        m->perm[i] = m->perm[j];
-        m->perm[j] = t;
+    if (m->c.kmeans_init == FRT_STAR_INIT_WARD) {
+        double best = 0;
+        for (int i = 0; i < n; i++)
+            for (int l = i + 1; l < n; l++) {
+                const double a = m->ptw[i], b = m->ptw[l];
+                const double cost = a + b > 0 ? a * b / (a + b) * pair[(size_t)i * n + l] : 0.0;
+                if (wi < 0 || cost < best) {
+                    best = cost;
+                    wi = i;
+                    wl = l;
+                }
+            }
+        for (int j = wl; j < k; j++) m->perm[j] = j + 1;
+    } else {
+        for (int i = 0; i < k; i++) {
+            int j = i + (int)(next_rand(&m->rng) % (uint64_t)(n - i));
+            int t = m->perm[i];
+            m->perm[i] = m->perm[j];
+            m->perm[j] = t;
+        }
     }
     for (int j = 0; j < k; j++) {
         memcpy(m->cen + (size_t)j * pd, m->pts + (size_t)m->perm[j] * pd,
@@ -323,6 +349,19 @@ static void kmeans(frt_star *m)
         m->is_mean[j] = 0;
         for (int i = 0; i < n; i++) dist[(size_t)i * k + j] = pair[(size_t)i * n + m->perm[j]];
         m->col_ok[j] = 1;
+    }
+    if (wi >= 0 && m->ptw[wi] + m->ptw[wl] > 0) {
+        /* cluster wi (perm[wi] == wi) starts as the pair's weighted mean (two
+         * weight-0 points: x_wi itself); the first assignment finds which
+         * members it still has */
+        m->mptr[0] = m->pts + (size_t)wi * pd;
+        m->mptr[1] = m->pts + (size_t)wl * pd;
+        m->mw[0] = m->ptw[wi];
+        m->mw[1] = m->ptw[wl];
+        kn->wmean(m->mptr, m->mw, 2, m->ptw[wi] + m->ptw[wl], pd, m->cen + (size_t)wi * pd);
+        m->is_mean[wi] = 1;
+        m->col_ok[wi] = 0;
+        for (int i = 0; i < n; i++) m->prev_labels[i] = i < wl ? i : i == wl ? wi : i - 1;
     }
 
     m->iters_run = 0;

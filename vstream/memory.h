@@ -16,7 +16,14 @@
  *   (compat: all weights 1), and the n_tem + 1 points are clustered back to
  *   n_tem by weighted k-means: initial centroids a seeded random subset (a
  *   partial Fisher-Yates shuffle drawing from splitmix64, one generator per
- *   memory that runs on with the stream); at most kmeans_iters iterations of
+ *   memory that runs on with the stream), or with kmeans_init WARD the
+ *   points themselves except that the pair of least Ward cost
+ *   w_i w_l / (w_i + w_l) |x_i - x_l|^2 (ties to the lower i, then the lower
+ *   l) is merged into its weighted mean in i's place: for n_tem + 1 points
+ *   that partition is the k-means optimum, where a random subset drops a
+ *   random point into its nearest centroid, which on long streams merges
+ *   nearly every frame into one heavy centroid near the grand mean; at most
+ *   kmeans_iters iterations of
  *   assignment (squared Euclidean, ties to the lower cluster) and update (the
  *   weighted mean of the members; an empty cluster takes the point farthest
  *   from its assigned centroid, ties to the lower point, each point once;
@@ -94,6 +101,10 @@
  * the release's settings at dim 1024 take about 100 MiB. */
 #define FRT_STAR_MAX_BYTES (8.0 * (1 << 30))
 
+/* k-means initialisation (config.json "kmeans_init": "random" | "ward", a
+ * flashrt extension; absent means random, as in the release). */
+typedef enum frt_star_init { FRT_STAR_INIT_RANDOM = 0, FRT_STAR_INIT_WARD = 1 } frt_star_init;
+
 typedef struct frt_star_config {
     int dim;           /* C, mm_hidden_size */
     int p_spa;         /* compress_size: side of the input map (8) */
@@ -110,6 +121,7 @@ typedef struct frt_star_config {
     double kmeans_tol; /* 1e-4 */
     bool compat;       /* the released code: unweighted re-clustering,
                           retrieval by cluster index */
+    frt_star_init kmeans_init; /* FRT_STAR_INIT_RANDOM (the release) */
     uint64_t seed;     /* k-means initialisation */
 } frt_star_config;
 
@@ -119,8 +131,8 @@ void frt_star_config_default(frt_star_config *c, int dim);
  * compress_long_memory_size, compress_Turing_memory_size,
  * video_current_memory_length, video_long_memory_length,
  * video_Turing_memory_length, compress_Turing_hidden_dim,
- * compress_Turing_update_ratio, mm_hidden_size (dim); video_sample_type must
- * be "weighted_kmeans" when present. FRT_ERR_FORMAT naming the key on a bad
+ * compress_Turing_update_ratio, mm_hidden_size (dim), kmeans_init;
+ * video_sample_type must be "weighted_kmeans" when present. FRT_ERR_FORMAT naming the key on a bad
  * value; c is left unchanged on failure. */
 frt_status frt_star_config_read(const frt_config *json, frt_star_config *c);
 /* FRT_ERR_INVALID_ARG (saying which) unless every size is sane. */

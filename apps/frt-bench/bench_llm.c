@@ -45,8 +45,9 @@ static void usage(FILE *f)
             "  --prefill tokens in one step (default 713) vs the bf16 dot-product peak,\n"
             "  then --decode greedy tokens (default 16) vs the DRAM bandwidth bound.\n"
             "  --dtype         weights (default bf16; f32 needs 27 GB)\n"
-            "  --kv            KV cache precision (default f32; f16 halves the cache\n"
-            "                  bytes read per decode token)\n"
+            "  --kv            KV cache precision (default: f16 with bf16 or f16 weights,\n"
+            "                  as a 16-bit Hugging Face model keeps its cache; f32 with\n"
+            "                  f32 weights)\n"
             "  --layers N      run N of the 32 layers (same widths; named in the rows)\n"
             "  --quick         --layers 2 --prefill 128 --decode 8\n"
             "  Threads: FRT_THREADS. The full run needs ~15 GB of memory.\n");
@@ -108,6 +109,7 @@ static bool parse_dtype(const char *d, bool bf16, frt_dtype *out)
 static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
 {
     *o = (llm_opts){.dtype = FRT_BF16, .kv = FRT_F32, .layers = 0, .prefill = 0, .decode = 0};
+    bool kv_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--json")) {
@@ -132,6 +134,7 @@ static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
                 *rc = 2;
                 return false;
             }
+            kv_given = true;
         } else if ((!strcmp(a, "--layers") || !strcmp(a, "--prefill") || !strcmp(a, "--decode")) &&
                    i + 1 < argc) {
             long long n = atoll(argv[++i]);
@@ -155,6 +158,7 @@ static bool parse_args(int argc, char **argv, llm_opts *o, int *rc)
     if (!o->layers) o->layers = o->quick ? 2 : vicuna_7b.layers;
     if (!o->prefill) o->prefill = o->quick ? 128 : 713;
     if (!o->decode) o->decode = o->quick ? 8 : 16;
+    if (!kv_given) o->kv = o->dtype == FRT_F32 ? FRT_F32 : FRT_F16;
     if (o->layers > vicuna_7b.layers) {
         fprintf(stderr, "frt-bench llm: vicuna-7b has %lld layers\n", (long long)vicuna_7b.layers);
         *rc = 2;

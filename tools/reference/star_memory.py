@@ -13,7 +13,9 @@ The rules (the C implementation follows them exactly; see vstream/memory.h):
   Then each new point (weight 1) joins the n_tem centroids (their weights
   carried; compat: every weight 1) and the n_tem + 1 points are clustered
   back to n_tem by weighted k-means: initial centroids are a seeded random
-  subset (a partial Fisher-Yates shuffle with splitmix64), at most
+  subset (a partial Fisher-Yates shuffle with splitmix64), or, with
+  kmeans_init "ward" (config.json key, a flashrt extension), the points with
+  the pair of least Ward cost merged (ward_init), then at most
   kmeans_iters iterations of assign (squared Euclidean, ties to the lower
   cluster) / update (weighted mean; an empty cluster is re-seeded with the
   point farthest from its assigned centroid, ties to the lower point, not
@@ -59,8 +61,9 @@ class SplitMix64:
 
 DEFAULTS = dict(
     p_spa=8, p_tem=4, p_abs=1, n_spa=1, n_tem=25, n_abs=25, n_ret=3, n_buff=300, hidden=32,
-    alpha=0.2, kmeans_iters=10, kmeans_tol=1e-4, compat=False, seed=0,
+    alpha=0.2, kmeans_iters=10, kmeans_tol=1e-4, compat=False, seed=0, kmeans_init="random",
 )
+KMEANS_INITS = ("random", "ward")
 
 
 def config_from_json(cfg, **over):
@@ -75,6 +78,10 @@ def config_from_json(cfg, **over):
     for k, j in keys.items():
         if j in cfg:
             c[k] = cfg[j]
+    if "kmeans_init" in cfg:
+        if cfg["kmeans_init"] not in KMEANS_INITS:
+            raise ValueError("kmeans_init %r: expected one of %s" % (cfg["kmeans_init"], KMEANS_INITS))
+        c["kmeans_init"] = cfg["kmeans_init"]
     c["dim"] = cfg["mm_hidden_size"]
     c.update(over)
     return c
@@ -89,16 +96,47 @@ def pool(frame, p_in, p_out):
     return x.sum(dim=(1, 3)).div(k * k).reshape(p_out * p_out, c).to(F32)
 
 
-def weighted_kmeans(x, w, k, iters, tol, rng, compat):
+def ward_init(x64, w):
+    """The n - 1 initial centroids for n weighted points: every point, except
+    that the pair whose merge adds least to the weighted sum of squares
+    (Ward's cost w_i w_l / (w_i + w_l) |x_i - x_l|^2, 0 when both weights
+    are 0 (a re-seeded cluster that got no member carries weight 0); ties to
+    the lower i, then the lower l) becomes its weighted mean (x_i when both
+    weights are 0), in i's place. For k = n - 1
+    this partition is the k-means optimum. Returns (centroids f32, i, l)."""
+    n = x64.shape[0]
+    best = None
+    for i in range(n):
+        for l in range(i + 1, n):
+            d = float(((x64[i] - x64[l]) ** 2).sum())
+            a, b = float(w[i]), float(w[l])
+            cost = a * b / (a + b) * d if a + b > 0 else 0.0
+            if best is None or cost < best[0]:
+                best = (cost, i, l)
+    _, i, l = best
+    keep = [r for r in range(n) if r != l]
+    cent = x64[keep].to(F32)
+    if float(w[i] + w[l]) > 0:
+        cent[i] = ((w[i] * x64[i] + w[l] * x64[l]) / (w[i] + w[l])).to(F32)
+    return cent, i, l
+
+
+def weighted_kmeans(x, w, k, iters, tol, rng, compat, init="random"):
     """x [n, D] f32 points, w [n] f64 weights, n > k. Returns centroids
-    [k, D] f32, labels [n] (last assignment), cluster weights [k] f64."""
+    [k, D] f32, labels [n] (last assignment), cluster weights [k] f64.
+    init "random": a seeded random subset of the points (draws from rng);
+    "ward" (n = k + 1 only): ward_init, no draws."""
     n = x.shape[0]
-    idx = list(range(n))
-    for i in range(k):
-        j = i + rng.next() % (n - i)
-        idx[i], idx[j] = idx[j], idx[i]
-    cent = x[idx[:k]].clone()
     x64 = x.to(F64)
+    if init == "ward":
+        assert n == k + 1
+        cent, _, _ = ward_init(x64, w)
+    else:
+        idx = list(range(n))
+        for i in range(k):
+            j = i + rng.next() % (n - i)
+            idx[i], idx[j] = idx[j], idx[i]
+        cent = x[idx[:k]].clone()
     labels = None
     wsum = None
     for _ in range(iters):
@@ -187,7 +225,8 @@ class StarMemory:
                 else:
                     w = torch.tensor(self.weights + [1.0], dtype=F64)
                 cent, labels, wsum = weighted_kmeans(
-                    x, w, c["n_tem"], c["kmeans_iters"], c["kmeans_tol"], self.rng, c["compat"]
+                    x, w, c["n_tem"], c["kmeans_iters"], c["kmeans_tol"], self.rng, c["compat"],
+                    c["kmeans_init"],
                 )
                 self.cent = [cent[j] for j in range(c["n_tem"])]
                 self.weights = [float(v) for v in wsum]

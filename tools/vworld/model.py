@@ -94,6 +94,7 @@ MEMORY_CFG = {
     "video_short_memory_length": 10,
     "video_max_frames": 300,
     "video_sample_type": "weighted_kmeans",
+    "kmeans_init": "ward",
 }
 
 
@@ -138,8 +139,8 @@ def preprocessor_config():
     }
 
 
-def memory_config(cfg):
-    return rstar.config_from_json(cfg)
+def memory_config(cfg, **over):
+    return rstar.config_from_json(cfg, **over)
 
 
 # ---- weights ------------------------------------------------------------------------------
@@ -457,12 +458,25 @@ class FastStar:
     def _kmeans(self, x, w):
         c = self.c
         k, n = c["n_tem"], x.shape[0]
-        idx = list(range(n))
-        for i in range(k):
-            j = i + self.rng.next() % (n - i)
-            idx[i], idx[j] = idx[j], idx[i]
-        cent = x[idx[:k]].clone()
         x64 = x.to(F64)
+        if c["kmeans_init"] == "ward":
+            # rstar.ward_init, vectorised: same costs, same tie order
+            d2 = ((x64[:, None, :] - x64[None, :, :]) ** 2).sum(dim=2)
+            ws = w[:, None] + w[None, :]
+            cost = torch.where(ws > 0, (w[:, None] * w[None, :] / ws) * d2, torch.zeros_like(d2))
+            cost = cost.masked_fill(~torch.ones(n, n, dtype=torch.bool).triu(1), float("inf"))
+            flat = torch.nonzero(cost == cost.min()).tolist()[0]
+            i, l = flat
+            keep = [r for r in range(n) if r != l]
+            cent = x64[keep].to(F32)
+            if float(w[i] + w[l]) > 0:
+                cent[i] = ((w[i] * x64[i] + w[l] * x64[l]) / (w[i] + w[l])).to(F32)
+        else:
+            idx = list(range(n))
+            for i in range(k):
+                j = i + self.rng.next() % (n - i)
+                idx[i], idx[j] = idx[j], idx[i]
+            cent = x[idx[:k]].clone()
         wsum = None
         for _ in range(c["kmeans_iters"]):
             d = ((x64[:, None, :] - cent.to(F64)[None, :, :]) ** 2).sum(dim=2)
@@ -603,22 +617,23 @@ def selfcheck():
         ref = rllama.forward(x[b], w, cfg)
         assert torch.allclose(got[b], ref, atol=1e-4, rtol=1e-4), "llama_batch differs"
 
-    c = memory_config(full_config(300))
     wc = init_connector(g)
     aw = "model.attention_model."
-    ref = rstar.StarMemory(c, wc[aw + "q_proj.weight"], wc[aw + "q_proj.bias"],
-                           wc[aw + "k_proj.weight"], wc[aw + "k_proj.bias"])
-    fst = FastStar(c)
-    # Few distinct scenes plus noise, so clusters merge, split and empty.
-    scenes = torch.randn(6, c["p_spa"] ** 2, c["dim"])
-    for i in range(90):
-        f = scenes[(i // 7) % 6] + 0.05 * torch.randn(c["p_spa"] ** 2, c["dim"])
-        ref.push(f)
-        fst.push(f)
-        a, b = ref.tokens(), fst.tokens()
-        assert a.shape == b.shape and torch.equal(a, b), "FastStar differs at frame %d" % i
-        for pa, pb in zip(reference_parts(ref), fst.parts()):
-            assert torch.equal(pa, pb), "parts differ at frame %d" % i
+    for init in ("ward", "random"):
+        c = memory_config(full_config(300), kmeans_init=init)
+        ref = rstar.StarMemory(c, wc[aw + "q_proj.weight"], wc[aw + "q_proj.bias"],
+                               wc[aw + "k_proj.weight"], wc[aw + "k_proj.bias"])
+        fst = FastStar(c)
+        # Few distinct scenes plus noise, so clusters merge, split and empty.
+        scenes = torch.randn(6, c["p_spa"] ** 2, c["dim"])
+        for i in range(90):
+            f = scenes[(i // 7) % 6] + 0.05 * torch.randn(c["p_spa"] ** 2, c["dim"])
+            ref.push(f)
+            fst.push(f)
+            a, b = ref.tokens(), fst.tokens()
+            assert a.shape == b.shape and torch.equal(a, b), "FastStar (%s) differs at frame %d" % (init, i)
+            for pa, pb in zip(reference_parts(ref), fst.parts()):
+                assert torch.equal(pa, pb), "parts differ at frame %d (%s)" % (i, init)
     print("model.py selfcheck: ok")
 
 

@@ -509,6 +509,13 @@ def stage_language(out, log, steps, batch, per_snap, lr_max):
     val = vr.sample(val, min(len(val), 192))
     log("language: %d training snapshots, %d validation snapshots, vocab %d"
         % (len(train), len(val), prompt.vocab))
+    # Occurrence answers are "no" more often than "yes" in the snapshots (a
+    # "yes" needs an object gone for 2 minutes); without balancing, the model
+    # learns the prior. "no" questions are kept with probability n_yes / n_no.
+    occ = [a for s in train for (k, _, a) in s["questions"] if k == "occurrence"]
+    n_yes = sum(1 for a in occ if a == "yes")
+    keep_no = min(1.0, n_yes / max(1, len(occ) - n_yes))
+    log("language: occurrence yes %d, no %d: 'no' kept with p %.3f" % (n_yes, len(occ) - n_yes, keep_no))
     g = torch.Generator()
     g.manual_seed(SEED + 3)
     w = M.init_language(g, prompt.vocab)
@@ -540,7 +547,10 @@ def stage_language(out, log, steps, batch, per_snap, lr_max):
         b = []
         for _ in range(batch):
             s = train[rng.randrange(len(train))]
-            b.append((s["tokens"], rng.sample(s["questions"], min(per_snap, len(s["questions"])))))
+            qs = [q for q in s["questions"]
+                  if not (q[0] == "occurrence" and q[2] == "no" and rng.random() >= keep_no)]
+            qs = qs or s["questions"][:1]
+            b.append((s["tokens"], rng.sample(qs, min(per_snap, len(qs)))))
         loss, _, _, _ = batch_loss(b, prompt, w, cfg)
         opt.zero_grad()
         loss.backward()

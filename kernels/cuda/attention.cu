@@ -30,6 +30,15 @@ using namespace nvcuda;
 namespace
 {
 
+/* Decode blocks per SM to aim for (each block 4 warps; see
+ * frt_cuda_decode_splits). H100, f16 KV, 32 heads x d 128, one query row
+ * (tools/cuda-check/decode_sweep.sh), GB/s over the device copy rate at
+ * 4K / 16K / 64K keys: 2 -> 0.44 / 0.52 / 0.55, 4 -> 0.57 / 0.76 / 0.83,
+ * 8 -> 0.51 / 0.66 / 0.73, 16 -> 0.51 / 0.72 / 0.84. */
+#ifndef FRT_CUDA_DECODE_WAVES
+#define FRT_CUDA_DECODE_WAVES 4
+#endif
+
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr int BM = 64, BN = 64, WARPS = 4, THREADS = WARPS * 32;
 
@@ -244,7 +253,7 @@ __global__ void __launch_bounds__(THREADS) decode_kernel(attn_kp p, int64_t chun
     const int64_t kvh = head / p.group;
     const int64_t c0 = split * chunk, c1 = min(c0 + chunk, row_end_of(p, qi));
 
-    float q[8], kv[8], acc[8];
+    float q[8], acc[8];
     for (int i = 0; i < 8; i++) {
         q[i] = frt_ld(p.q, p.q_dt, qi * p.q_st + head * p.q_sh + sub * 8 + i) * p.scale_log2;
         acc[i] = 0.0f;
@@ -252,28 +261,48 @@ __global__ void __launch_bounds__(THREADS) decode_kernel(attn_kp p, int64_t chun
     const T *kb = static_cast<const T *>(p.k) + kvh * p.k_sh + sub * 8;
     const T *vb = static_cast<const T *>(p.v) + kvh * p.v_sh + sub * 8;
     float m = -INFINITY, l = 0.0f;
-    /* The trip count is the same for the whole warp (the shuffles need every
+    /* UNROLL keys per slot per step, their K and V rows all loaded before
+     * any is used, so each lane keeps 2 * UNROLL 16-byte loads in flight
+     * (one key at a time, V loaded after K's dot, left HBM two thirds idle).
+     * The trip count is the same for the whole warp (the shuffles need every
      * lane); slots past the chunk's end compute a dummy dot and drop it. */
-    for (int64_t jb = c0; jb < c1; jb += SLOTS) {
-        int64_t j = jb + slot;
-        bool ok = j < c1;
-        float dot = 0.0f;
-        if (ok) {
-            load8<T>(kb + j * p.k_st, p.vec, kv);
+    constexpr int UNROLL = 2;
+    for (int64_t jb = c0; jb < c1; jb += UNROLL * SLOTS) {
+        float kv[UNROLL][8], vv[UNROLL][8], dot[UNROLL];
+        bool ok[UNROLL];
 #pragma unroll
-            for (int i = 0; i < 8; i++) dot += q[i] * kv[i];
+        for (int u = 0; u < UNROLL; u++) {
+            const int64_t j = jb + u * SLOTS + slot;
+            ok[u] = j < c1;
+            if (ok[u]) {
+                load8<T>(kb + j * p.k_st, p.vec, kv[u]);
+                load8<T>(vb + j * p.v_st, p.vec, vv[u]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) kv[u][i] = vv[u][i] = 0.0f;
+            }
         }
 #pragma unroll
-        for (int o = LPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        float s = -INFINITY;
-        if (ok) s = p.mask ? dot + p.mask[qi * p.mask_stride + j] * LOG2E : dot;
-        if (s != -INFINITY) {
-            load8<T>(vb + j * p.v_st, p.vec, kv);
-            float m_new = fmaxf(m, s), alpha = exp2f(m - m_new), pr = exp2f(s - m_new);
-            l = l * alpha + pr;
+        for (int u = 0; u < UNROLL; u++) {
+            dot[u] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 8; i++) acc[i] = acc[i] * alpha + pr * kv[i];
-            m = m_new;
+            for (int i = 0; i < 8; i++) dot[u] += q[i] * kv[u][i];
+#pragma unroll
+            for (int o = LPK / 2; o > 0; o >>= 1)
+                dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], o);
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int64_t j = jb + u * SLOTS + slot;
+            float s = -INFINITY;
+            if (ok[u]) s = p.mask ? dot[u] + p.mask[qi * p.mask_stride + j] * LOG2E : dot[u];
+            if (s != -INFINITY) {
+                float m_new = fmaxf(m, s), alpha = exp2f(m - m_new), pr = exp2f(s - m_new);
+                l = l * alpha + pr;
+#pragma unroll
+                for (int i = 0; i < 8; i++) acc[i] = acc[i] * alpha + pr * vv[u][i];
+                m = m_new;
+            }
         }
     }
     if (sub == 0) {
@@ -405,10 +434,10 @@ extern "C" cudaError_t frt_cuda_flash_attn(const frt_cuda_attn_args *a, cudaStre
 
 extern "C" int frt_cuda_decode_splits(const frt_cuda_attn_args *a, int num_sms)
 {
-    /* Enough blocks for two waves, but no chunk under 128 keys: below that
+    /* FRT_CUDA_DECODE_WAVES blocks per SM, but no chunk under 128 keys: below that
      * the combine costs more than the parallelism gains. */
     int64_t keys = key_extent(make_params(a)), rows = a->nq * a->h;
-    int64_t want = (2 * (int64_t)num_sms + rows - 1) / rows;
+    int64_t want = (FRT_CUDA_DECODE_WAVES * (int64_t)num_sms + rows - 1) / rows;
     int64_t most = (keys + 127) / 128;
     if (want > most) want = most;
     if (want > 256) want = 256;

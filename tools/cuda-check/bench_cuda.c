@@ -105,14 +105,17 @@ static double copy_bandwidth(void)
     return 2.0 * (double)bytes / t / 1e9; /* read + write */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* optional argument: only this section (flash, decode or linear) */
+    const char *only = argc > 1 ? argv[1] : NULL;
+#define SECTION(name) (!only || !strcmp(only, name))
     frt_backend *be;
     CHECK(frt_backend_cuda_create(0, &be));
     ctx_t c = {.be = be};
     const int H = 16;
     const frt_dtype dts[2] = {FRT_F16, FRT_BF16};
-    for (int di = 0; di < 2; di++)
+    for (int di = 0; di < 2 && SECTION("flash"); di++)
         for (int dd = 64; dd <= 128; dd += 64)
             for (int64_t n = 1024; n <= 16384; n *= 2)
                 for (int causal = 0; causal < 2; causal++) {
@@ -135,7 +138,7 @@ int main(void)
                 }
     double bw = copy_bandwidth();
     printf("{\"case\": \"cuda d2d copy\", \"gbps\": %.1f}\n", bw);
-    for (int64_t kv = 1024; kv <= 65536; kv *= 4) {
+    for (int64_t kv = 1024; kv <= 65536 && SECTION("decode"); kv *= 4) {
         const int h = 32, d = 128;
         int64_t qs[3] = {1, h, d}, ks[3] = {kv, h, d};
         dev_tensor(be, &c.q, FRT_F16, 3, qs);
@@ -153,7 +156,7 @@ int main(void)
         be->ops->free(be, &c.k);
         be->ops->free(be, &c.v);
     }
-    for (int wi = 0; wi < 2; wi++) {
+    for (int wi = 0; wi < 2 && SECTION("linear"); wi++) {
         int64_t M = 4096, K = 4096, N = 4096;
         int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
         dev_tensor(be, &c.x, FRT_F32, 2, xs);

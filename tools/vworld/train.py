@@ -497,7 +497,7 @@ def fmt_acc(a):
     return " ".join("%s %.3f" % (k, v) for k, v in a.items())
 
 
-def stage_language(out, log, steps, batch, per_snap, lr_max):
+def stage_language(out, log, steps, batch, per_snap, lr_max, init=None):
     path = os.path.join(out, "language.pt")
     if os.path.exists(path):
         return
@@ -520,6 +520,12 @@ def stage_language(out, log, steps, batch, per_snap, lr_max):
     g.manual_seed(SEED + 3)
     w = M.init_language(g, prompt.vocab)
     w.update({k: v for k, v in M.init_connector(g).items() if k.startswith("model.mm_projector.")})
+    if init:
+        # continue from another run's language.pt (fresh optimiser and schedule)
+        prev = torch.load(init)
+        for k in w:
+            w[k] = prev[k].clone()
+        log("language: weights from %s" % init)
     w = {k: v.requires_grad_() for k, v in w.items()}
     params = list(w.values())
     decay = [v for k, v in w.items() if v.dim() == 2]
@@ -587,6 +593,7 @@ def main():
     p.add_argument("--batch", type=int, default=6)
     p.add_argument("--per-snap", type=int, default=10, help="questions packed per sequence")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--language-init", help="start the language stage from this language.pt")
     a = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(SEED)
@@ -600,7 +607,7 @@ def main():
     if a.memory_only:
         log("memory stage done (--memory-only)")
         return
-    stage_language(a.out, log, a.steps, a.batch, a.per_snap, a.lr)
+    stage_language(a.out, log, a.steps, a.batch, a.per_snap, a.lr, a.language_init)
     log("all stages done")
 
 

@@ -489,8 +489,7 @@ static frt_status worker_init(frt_vstream *vs, worker *w)
      * keeps its KV cache in 16 bits too, as PyTorch would (f16 here: the
      * cache type the attention kernels read); f32 checkpoints keep f32. */
     const char *td = "float32";
-    if (frt_config_has(vs->cfg, "torch_dtype") &&
-        frt_config_string(vs->cfg, "torch_dtype", "float32", &td) == FRT_OK &&
+    if (frt_config_string(vs->cfg, "torch_dtype", "float32", &td) == FRT_OK &&
         (strcmp(td, "bfloat16") == 0 || strcmp(td, "float16") == 0))
         lo.kv_dtype = FRT_F16;
     FRT_TRY(frt_llama_open(vs->st, vs->cfg, &lo, NULL, &w->llm));

@@ -21,6 +21,7 @@ seeds are never touched. Progress lines go to OUT/progress.txt.
 """
 
 import argparse
+import re
 import itertools
 import math
 import os
@@ -380,22 +381,26 @@ def load_snaps(out, tag):
 # ---- language stage -----------------------------------------------------------------------
 
 
-def pack(snap_list, prompt, lang_cfg):
+def pack(snap_list, prompt, lang_cfg, kind_weight=None):
     """Batch of sequences [BOS head, memory, (tail_j, answer_j)...]: every
     question block sees the head and memory but not the other blocks, and
     starts at the position right after the memory (as if asked alone).
-    Returns ids, memory tokens, positions, block ids, targets, masks."""
+    Returns ids, block ids, positions, targets, the memory parts and the
+    per-target loss weights (kind_weight[kind] on a question's answer
+    tokens; 1 without kind_weight)."""
     seqs = []
     for tokens, qas in snap_list:
         head = prompt.head
         n_mem = tokens.shape[0]
         ids, blk, pos, tgt = list(head), [0] * len(head), list(range(len(head))), [-100] * len(head)
+        wt = [0.0] * len(head)
         ids += [-1] * n_mem
         blk += [0] * n_mem
         pos += list(range(len(head), len(head) + n_mem))
         tgt += [-100] * n_mem
+        wt += [0.0] * n_mem
         start = len(head) + n_mem
-        for j, (_, q, a) in enumerate(qas):
+        for j, (kind, q, a) in enumerate(qas):
             tail = prompt.tail(q)
             ans = prompt.answer(a)
             seq = tail + ans[:-1]
@@ -403,21 +408,24 @@ def pack(snap_list, prompt, lang_cfg):
             blk += [j + 1] * len(seq)
             pos += list(range(start, start + len(seq)))
             tgt += [-100] * (len(tail) - 1) + ans
-        seqs.append((ids, blk, pos, tgt, len(head), n_mem, tokens))
+            wt += [0.0] * (len(tail) - 1) + [kind_weight[kind] if kind_weight else 1.0] * len(ans)
+        seqs.append((ids, blk, pos, tgt, len(head), n_mem, tokens, wt))
     t = max(len(s[0]) for s in seqs)
     b = len(seqs)
     ids = torch.zeros(b, t, dtype=torch.long)
     blk = torch.full((b, t), -1, dtype=torch.long)
     pos = torch.zeros(b, t, dtype=torch.long)
     tgt = torch.full((b, t), -100, dtype=torch.long)
-    for i, (a, bl, p, tg, nh, nm, _) in enumerate(seqs):
+    wts = torch.zeros(b, t)
+    for i, (a, bl, p, tg, nh, nm, _, wt) in enumerate(seqs):
         n = len(a)
         ids[i, :n] = torch.tensor([max(x, 0) for x in a])
         blk[i, :n] = torch.tensor(bl)
         pos[i, :n] = torch.tensor(p)
         pos[i, n:] = torch.arange(p[-1] + 1, p[-1] + 1 + t - n)
         tgt[i, :n] = torch.tensor(tg)
-    return ids, blk, pos, tgt, [(s[4], s[5], s[6]) for s in seqs]
+        wts[i, :n] = torch.tensor(wt)
+    return ids, blk, pos, tgt, [(s[4], s[5], s[6]) for s in seqs], wts
 
 
 def llama_packed(x, pos, blk, w, cfg):
@@ -447,8 +455,8 @@ def llama_packed(x, pos, blk, w, cfg):
     return x @ w["lm_head.weight"].t()
 
 
-def forward_batch(batch, prompt, w, cfg):
-    ids, blk, pos, tgt, mems = pack(batch, prompt, cfg)
+def forward_batch(batch, prompt, w, cfg, kind_weight=None):
+    ids, blk, pos, tgt, mems, wts = pack(batch, prompt, cfg, kind_weight)
     x = w["model.embed_tokens.weight"][ids]
     rows = []
     for i, (nh, nm, tokens) in enumerate(mems):
@@ -456,14 +464,17 @@ def forward_batch(batch, prompt, w, cfg):
         rows.append(torch.cat([x[i, :nh], proj, x[i, nh + nm :]]))
     x = torch.stack(rows)
     logits = llama_packed(x, pos, blk, w, cfg)
-    return logits, tgt, blk
+    return logits, tgt, blk, wts
 
 
-def batch_loss(batch, prompt, w, cfg):
-    logits, tgt, blk = forward_batch(batch, prompt, w, cfg)
-    # logits at position p predict tgt[p + 1]... pack() stores targets at the
-    # input positions shifted already: tgt[p] is the token after position p.
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+def batch_loss(batch, prompt, w, cfg, kind_weight=None):
+    logits, tgt, blk, wts = forward_batch(batch, prompt, w, cfg, kind_weight)
+    # pack() stores targets at the input positions shifted already: tgt[p]
+    # is the token after position p. Weighted mean over the answer tokens.
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                           ignore_index=-100, reduction="none")
+    wts = wts.reshape(-1)
+    loss = (ce * wts).sum() / wts.sum()
     return loss, logits, tgt, blk
 
 
@@ -484,7 +495,7 @@ def evaluate(val, prompt, w, cfg, per_snap=4):
     with torch.no_grad():
         for i in range(0, len(val), 16):
             chunk = [(s["tokens"], s["questions"][:per_snap]) for s in val[i : i + 16]]
-            logits, tgt, blk = forward_batch(chunk, prompt, w, cfg)
+            logits, tgt, blk, _ = forward_batch(chunk, prompt, w, cfg)
             for kind, ok in exact_by_block(logits, tgt, blk, chunk):
                 acc.setdefault(kind, []).append(ok)
     allv = [x for v in acc.values() for x in v]
@@ -497,7 +508,22 @@ def fmt_acc(a):
     return " ".join("%s %.3f" % (k, v) for k, v in a.items())
 
 
-def stage_language(out, log, steps, batch, per_snap, lr_max, init=None):
+def question_type(q):
+    """The world's template type ("cnt_backgrounds", ...) of a question text."""
+    if not hasattr(question_type, "pats"):
+        question_type.pats = [(re.compile("^" + re.escape(para).replace(r"\{shape\}", r"\w+")
+                                          .replace(r"\{colour\}", r"\w+") + "$"), t)
+                              for t, paras in W.TEMPLATES.items() for para in paras]
+        # exact texts before patterns ("What colour is the background?" is
+        # not cur_colour_of's "What colour is the {shape}?")
+        question_type.pats.sort(key=lambda pt: pt[0].pattern.count(r"\w+"))
+    for pat, t in question_type.pats:
+        if pat.match(q):
+            return t
+    raise ValueError("question matches no template: %r" % q)
+
+
+def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_balance=False, type_weight=None):
     path = os.path.join(out, "language.pt")
     if os.path.exists(path):
         return
@@ -516,6 +542,29 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None):
     n_yes = sum(1 for a in occ if a == "yes")
     keep_no = min(1.0, n_yes / max(1, len(occ) - n_yes))
     log("language: occurrence yes %d, no %d: 'no' kept with p %.3f" % (n_yes, len(occ) - n_yes, keep_no))
+    kind_weight = None
+    if kind_balance:
+        # Every kind weighs the same in the loss: recall questions (valid
+        # only once an object has been gone 2 minutes) are the rarest in the
+        # snapshots and the hardest. Counts after the occurrence balancing.
+        cnt = {}
+        for s in train:
+            for (k, _, a) in s["questions"]:
+                cnt[k] = cnt.get(k, 0.0) + (keep_no if (k == "occurrence" and a == "no") else 1.0)
+        total = sum(cnt.values())
+        kind_weight = {k: total / len(cnt) / v for k, v in sorted(cnt.items())}
+        log("language: kind weights %s" % " ".join("%s %.2f" % kv for kv in kind_weight.items()))
+    if type_weight:
+        # Extra weight on some question types (the weight multiplies the
+        # kind's): pack() looks weights up by kind, so the questions of an
+        # up-weighted type carry their own key.
+        kind_weight = dict(kind_weight or {k: 1.0 for k in W.KINDS})
+        for t, f in type_weight.items():
+            kind_weight[t] = kind_weight[W.KIND_OF[t]] * f
+        for s in train:
+            s["questions"] = [((question_type(q) if question_type(q) in type_weight else k), q, a)
+                              for (k, q, a) in s["questions"]]
+        log("language: type weights %s" % " ".join("%s x%.2f" % kv for kv in type_weight.items()))
     g = torch.Generator()
     g.manual_seed(SEED + 3)
     w = M.init_language(g, prompt.vocab)
@@ -557,7 +606,7 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None):
                   if not (q[0] == "occurrence" and q[2] == "no" and rng.random() >= keep_no)]
             qs = qs or s["questions"][:1]
             b.append((s["tokens"], rng.sample(qs, min(per_snap, len(qs)))))
-        loss, _, _, _ = batch_loss(b, prompt, w, cfg)
+        loss, _, _, _ = batch_loss(b, prompt, w, cfg, kind_weight)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -594,8 +643,13 @@ def main():
     p.add_argument("--per-snap", type=int, default=10, help="questions packed per sequence")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--language-init", help="start the language stage from this language.pt")
+    p.add_argument("--kind-balance", action="store_true",
+                   help="weigh the four question kinds equally in the language loss")
+    p.add_argument("--type-weight", action="append", default=[], metavar="TYPE=F",
+                   help="multiply the loss weight of one question type (world.TEMPLATES key), e.g. cnt_backgrounds=4")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1: the memory stage runs beside it)")
     a = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(SEED)
     os.makedirs(a.out, exist_ok=True)
     log = Log(a.out)
@@ -607,7 +661,13 @@ def main():
     if a.memory_only:
         log("memory stage done (--memory-only)")
         return
-    stage_language(a.out, log, a.steps, a.batch, a.per_snap, a.lr, a.language_init)
+    type_weight = {}
+    for tw in a.type_weight:
+        t, _, f = tw.partition("=")
+        if t not in W.TEMPLATES or not f:
+            p.error("--type-weight %r: want TYPE=F with TYPE one of %s" % (tw, ", ".join(W.TEMPLATES)))
+        type_weight[t] = float(f)
+    stage_language(a.out, log, a.steps, a.batch, a.per_snap, a.lr, a.language_init, a.kind_balance, type_weight)
     log("all stages done")
 
 

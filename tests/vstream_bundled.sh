@@ -5,7 +5,7 @@
 # up to it (file ingest may run ahead), the C answers agree with the PyTorch
 # reference (tools/vworld/ref_answer.py, given the same frame counts) and
 # at least half of them are right (untrained weights: 0 of 9, the bundled
-# model: 8 of 9; its accuracy itself is measured by the held-out benchmark).
+# model: 9 of 9; its accuracy itself is measured by the held-out benchmark).
 # Exit 77 (ctest: skipped) without the model, ffmpeg, or torch/sentencepiece.
 set -euo pipefail
 build=$1

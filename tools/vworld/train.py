@@ -21,11 +21,11 @@ seeds are never touched. Progress lines go to OUT/progress.txt.
 """
 
 import argparse
-import re
 import itertools
 import math
 import os
 import random
+import re
 import sys
 import time
 
@@ -386,8 +386,9 @@ def pack(snap_list, prompt, lang_cfg, kind_weight=None):
     question block sees the head and memory but not the other blocks, and
     starts at the position right after the memory (as if asked alone).
     Returns ids, block ids, positions, targets, the memory parts and the
-    per-target loss weights (kind_weight[kind] on a question's answer
-    tokens; 1 without kind_weight)."""
+    per-target loss weights (kind_weight[key] on a question's answer tokens,
+    key = the question's optional 4th field, else its kind; 1 without
+    kind_weight)."""
     seqs = []
     for tokens, qas in snap_list:
         head = prompt.head
@@ -400,7 +401,7 @@ def pack(snap_list, prompt, lang_cfg, kind_weight=None):
         tgt += [-100] * n_mem
         wt += [0.0] * n_mem
         start = len(head) + n_mem
-        for j, (kind, q, a) in enumerate(qas):
+        for j, (kind, q, a, *key) in enumerate(qas):
             tail = prompt.tail(q)
             ans = prompt.answer(a)
             seq = tail + ans[:-1]
@@ -408,7 +409,7 @@ def pack(snap_list, prompt, lang_cfg, kind_weight=None):
             blk += [j + 1] * len(seq)
             pos += list(range(start, start + len(seq)))
             tgt += [-100] * (len(tail) - 1) + ans
-            wt += [0.0] * (len(tail) - 1) + [kind_weight[kind] if kind_weight else 1.0] * len(ans)
+            wt += [0.0] * (len(tail) - 1) + [kind_weight[(key or [kind])[0]] if kind_weight else 1.0] * len(ans)
         seqs.append((ids, blk, pos, tgt, len(head), n_mem, tokens, wt))
     t = max(len(s[0]) for s in seqs)
     b = len(seqs)
@@ -484,7 +485,7 @@ def exact_by_block(logits, tgt, blk, batch):
     pred = logits.argmax(-1)
     res = []
     for i, (_, qas) in enumerate(batch):
-        for j, (kind, _, _) in enumerate(qas):
+        for j, (kind, *_) in enumerate(qas):
             m = (blk[i] == j + 1) & (tgt[i] != -100)
             res.append((kind, bool((pred[i][m] == tgt[i][m]).all())))
     return res
@@ -556,14 +557,14 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_bal
         log("language: kind weights %s" % " ".join("%s %.2f" % kv for kv in kind_weight.items()))
     if type_weight:
         # Extra weight on some question types (the weight multiplies the
-        # kind's): pack() looks weights up by kind, so the questions of an
-        # up-weighted type carry their own key.
+        # kind's): the questions of an up-weighted type carry the type as a
+        # 4th field, which pack() looks the weight up by.
         kind_weight = dict(kind_weight or {k: 1.0 for k in W.KINDS})
         for t, f in type_weight.items():
             kind_weight[t] = kind_weight[W.KIND_OF[t]] * f
         for s in train:
-            s["questions"] = [((question_type(q) if question_type(q) in type_weight else k), q, a)
-                              for (k, q, a) in s["questions"]]
+            s["questions"] = [(k, q, a, t) if t in type_weight else (k, q, a)
+                              for (k, q, a) in s["questions"] for t in (question_type(q),)]
         log("language: type weights %s" % " ".join("%s x%.2f" % kv for kv in type_weight.items()))
     g = torch.Generator()
     g.manual_seed(SEED + 3)
@@ -647,7 +648,7 @@ def main():
                    help="weigh the four question kinds equally in the language loss")
     p.add_argument("--type-weight", action="append", default=[], metavar="TYPE=F",
                    help="multiply the loss weight of one question type (world.TEMPLATES key), e.g. cnt_backgrounds=4")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1: the memory stage runs beside it)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: 2 measured slower for this model here)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(SEED)

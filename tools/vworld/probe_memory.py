@@ -24,13 +24,22 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from tools.vworld import world as W  # noqa: E402
+from tools.vworld import model as M, world as W  # noqa: E402
 
-# Token order of FastStar.tokens() for the bundled sizes: abstract 25,
-# temporal 25 x 4, retrieved 3 x 16, spatial 16.
-PARTS = {"all": slice(0, 189), "abstract": slice(0, 25), "temporal": slice(25, 125),
-         "retrieved": slice(125, 173), "spatial": slice(173, 189)}
 COMBOS = [(c, s) for c in W.COLOURS for s in W.SHAPES]
+
+
+def memory_parts():
+    """Slices of the full memory (FastStar.tokens(): abstract, temporal,
+    retrieved, spatial) for the sizes train.py uses, and the total."""
+    c = M.memory_config(M.full_config(512))
+    sizes = [("abstract", c["n_abs"] * c["p_abs"] ** 2), ("temporal", c["n_tem"] * c["p_tem"] ** 2),
+             ("retrieved", c["n_ret"] * c["p_spa"] ** 2), ("spatial", c["n_spa"] * c["p_spa"] ** 2)]
+    parts, at = {}, 0
+    for name, n in sizes:
+        parts[name] = slice(at, at + n)
+        at += n
+    return dict(all=slice(0, at), **parts), at
 
 
 def seen_sets(world, times, what):
@@ -48,11 +57,11 @@ def seen_sets(world, times, what):
     return out
 
 
-def load(files, every, what):
+def load(files, every, what, full):
     xs, ys = [], []
     for f in files:
         world = W.World(int(os.path.basename(f)[:-3]))
-        snaps = [s for s in torch.load(f)[::every] if s["tokens"].shape[0] == 189]  # >= 26 frames
+        snaps = [s for s in torch.load(f)[::every] if s["tokens"].shape[0] == full]  # memory filled
         xs += [s["tokens"].float() for s in snaps]
         ys += [torch.tensor(y) for y in seen_sets(world, [s["t"] for s in snaps], what)]
     return torch.stack(xs), torch.stack(ys)
@@ -72,13 +81,14 @@ def main():
     va = sorted(glob.glob(os.path.join(a.train, "val", "*.pt")))
     if not tr or not va:
         sys.exit("probe_memory: no cached snapshots under %s/streams and %s/val" % (a.train, a.train))
+    parts, full = memory_parts()
     for what in a.what.split(","):
-        xt, yt = load(tr, a.every, what)
-        xv, yv = load(va, 1, what)
+        xt, yt = load(tr, a.every, what, full)
+        xv, yv = load(va, 1, what, full)
         mu, sd = xt.mean((0, 1)), xt.std((0, 1)) + 1e-4
         xt, xv = (xt - mu) / sd, (xv - mu) / sd
         print("%s: %d training snapshots (%d streams), %d validation snapshots" % (what, len(xt), len(tr), len(xv)))
-        for part, sl in PARTS.items():
+        for part, sl in parts.items():
             lin = torch.nn.Linear(xt.shape[-1], yt.shape[1])
             opt = torch.optim.Adam(lin.parameters(), 3e-3)
             for _ in range(a.steps):

@@ -381,14 +381,13 @@ def load_snaps(out, tag):
 # ---- language stage -----------------------------------------------------------------------
 
 
-def pack(snap_list, prompt, lang_cfg, kind_weight=None):
+def pack(snap_list, prompt, lang_cfg):
     """Batch of sequences [BOS head, memory, (tail_j, answer_j)...]: every
     question block sees the head and memory but not the other blocks, and
     starts at the position right after the memory (as if asked alone).
-    Returns ids, block ids, positions, targets, the memory parts and the
-    per-target loss weights (kind_weight[key] on a question's answer tokens,
-    key = the question's optional 4th field, else its kind; 1 without
-    kind_weight)."""
+    A question is (kind, text, answer[, loss weight]); its answer tokens get
+    the weight (default 1). Returns ids, block ids, positions, targets, the
+    memory parts and the per-target loss weights."""
     seqs = []
     for tokens, qas in snap_list:
         head = prompt.head
@@ -401,7 +400,7 @@ def pack(snap_list, prompt, lang_cfg, kind_weight=None):
         tgt += [-100] * n_mem
         wt += [0.0] * n_mem
         start = len(head) + n_mem
-        for j, (kind, q, a, *key) in enumerate(qas):
+        for j, (_, q, a, *qw) in enumerate(qas):
             tail = prompt.tail(q)
             ans = prompt.answer(a)
             seq = tail + ans[:-1]
@@ -409,7 +408,7 @@ def pack(snap_list, prompt, lang_cfg, kind_weight=None):
             blk += [j + 1] * len(seq)
             pos += list(range(start, start + len(seq)))
             tgt += [-100] * (len(tail) - 1) + ans
-            wt += [0.0] * (len(tail) - 1) + [kind_weight[(key or [kind])[0]] if kind_weight else 1.0] * len(ans)
+            wt += [0.0] * (len(tail) - 1) + [qw[0] if qw else 1.0] * len(ans)
         seqs.append((ids, blk, pos, tgt, len(head), n_mem, tokens, wt))
     t = max(len(s[0]) for s in seqs)
     b = len(seqs)
@@ -456,8 +455,8 @@ def llama_packed(x, pos, blk, w, cfg):
     return x @ w["lm_head.weight"].t()
 
 
-def forward_batch(batch, prompt, w, cfg, kind_weight=None):
-    ids, blk, pos, tgt, mems, wts = pack(batch, prompt, cfg, kind_weight)
+def forward_batch(batch, prompt, w, cfg):
+    ids, blk, pos, tgt, mems, wts = pack(batch, prompt, cfg)
     x = w["model.embed_tokens.weight"][ids]
     rows = []
     for i, (nh, nm, tokens) in enumerate(mems):
@@ -468,8 +467,8 @@ def forward_batch(batch, prompt, w, cfg, kind_weight=None):
     return logits, tgt, blk, wts
 
 
-def batch_loss(batch, prompt, w, cfg, kind_weight=None):
-    logits, tgt, blk, wts = forward_batch(batch, prompt, w, cfg, kind_weight)
+def batch_loss(batch, prompt, w, cfg):
+    logits, tgt, blk, wts = forward_batch(batch, prompt, w, cfg)
     # pack() stores targets at the input positions shifted already: tgt[p]
     # is the token after position p. Weighted mean over the answer tokens.
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
@@ -525,6 +524,7 @@ def question_type(q):
 
 
 def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_balance=False, type_weight=None):
+    type_weight = type_weight or {}
     path = os.path.join(out, "language.pt")
     if os.path.exists(path):
         return
@@ -543,7 +543,7 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_bal
     n_yes = sum(1 for a in occ if a == "yes")
     keep_no = min(1.0, n_yes / max(1, len(occ) - n_yes))
     log("language: occurrence yes %d, no %d: 'no' kept with p %.3f" % (n_yes, len(occ) - n_yes, keep_no))
-    kind_weight = None
+    kind_weight = {k: 1.0 for k in W.KINDS}
     if kind_balance:
         # Every kind weighs the same in the loss: recall questions (valid
         # only once an object has been gone 2 minutes) are the rarest in the
@@ -556,16 +556,15 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_bal
         kind_weight = {k: total / len(cnt) / v for k, v in sorted(cnt.items())}
         log("language: kind weights %s" % " ".join("%s %.2f" % kv for kv in kind_weight.items()))
     if type_weight:
-        # Extra weight on some question types (the weight multiplies the
-        # kind's): the questions of an up-weighted type carry the type as a
-        # 4th field, which pack() looks the weight up by.
-        kind_weight = dict(kind_weight or {k: 1.0 for k in W.KINDS})
-        for t, f in type_weight.items():
-            kind_weight[t] = kind_weight[W.KIND_OF[t]] * f
-        for s in train:
-            s["questions"] = [(k, q, a, t) if t in type_weight else (k, q, a)
-                              for (k, q, a) in s["questions"] for t in (question_type(q),)]
         log("language: type weights %s" % " ".join("%s x%.2f" % kv for kv in type_weight.items()))
+    if kind_balance or type_weight:
+        # Each question carries its loss weight (pack()): its kind's, times
+        # its template type's when that type is up-weighted.
+        def weight(k, q):
+            return kind_weight[k] * (type_weight.get(question_type(q), 1.0) if type_weight else 1.0)
+
+        for s in train:
+            s["questions"] = [(k, q, a, weight(k, q)) for (k, q, a) in s["questions"]]
     g = torch.Generator()
     g.manual_seed(SEED + 3)
     w = M.init_language(g, prompt.vocab)
@@ -607,7 +606,7 @@ def stage_language(out, log, steps, batch, per_snap, lr_max, init=None, kind_bal
                   if not (q[0] == "occurrence" and q[2] == "no" and rng.random() >= keep_no)]
             qs = qs or s["questions"][:1]
             b.append((s["tokens"], rng.sample(qs, min(per_snap, len(qs)))))
-        loss, _, _, _ = batch_loss(b, prompt, w, cfg, kind_weight)
+        loss, _, _, _ = batch_loss(b, prompt, w, cfg)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -648,9 +647,8 @@ def main():
                    help="weigh the four question kinds equally in the language loss")
     p.add_argument("--type-weight", action="append", default=[], metavar="TYPE=F",
                    help="multiply the loss weight of one question type (world.TEMPLATES key), e.g. cnt_backgrounds=4")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: 2 measured slower for this model here)")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(1)
     torch.manual_seed(SEED)
     os.makedirs(a.out, exist_ok=True)
     log = Log(a.out)
